@@ -1,0 +1,36 @@
+"""Shared fixtures: paths to ../shared data (tests using them skip cleanly when absent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _deterministic_torch():
+    """Keep tests reproducible and light on the 2-core CI machine."""
+    torch.manual_seed(0)
+    yield
+
+
+@pytest.fixture
+def brainweb_path() -> Path:
+    """The held-out BrainWeb subject (281 x 4096 uint8); skip when ../shared is absent."""
+    path = SHARED_DATA / "brainweb_subject_infer_64.npz"
+    if not path.is_file():
+        pytest.skip(f"{path} not present")
+    return path
+
+
+@pytest.fixture
+def reference_matrix_path() -> Path:
+    """The reference system's raw COO system matrices at 16 and 32; skip when absent."""
+    path = SHARED_DATA / "reference_system_matrix_16_32.npz"
+    if not path.is_file():
+        pytest.skip(f"{path} not present")
+    return path
