@@ -1,0 +1,68 @@
+"""Run folders: `root/<NNNNN>-<desc>/`, numbered automatically, and the latest training state inside one."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: mkdir(exist_ok=False) alone still prevents overwriting
+    fcntl = None
+
+_DESC = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")
+_RUN_ID = re.compile(r"^(\d+)-")
+_STATE = re.compile(r"^training-state-(\d+)\.pt$")
+_MAX_TRIES = 1000
+
+
+@contextlib.contextmanager
+def _locked(root: Path) -> Iterator[None]:
+    """Hold an exclusive flock on the root folder itself, so concurrent creators pick numbers one at a time."""
+    if fcntl is None:
+        yield
+        return
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _next_id(root: Path) -> int:
+    """One more than the largest run number in `root` (0 when empty)."""
+    ids = [int(m.group(1)) for m in (_RUN_ID.match(p.name) for p in root.iterdir()) if m]
+    return max(ids, default=-1) + 1
+
+
+def make_run_dir(root: str | os.PathLike, desc: str) -> Path:
+    """Create and return `root/<NNNNN>-<desc>` with the next free number; never reuses an existing folder."""
+    if not isinstance(desc, str) or not _DESC.fullmatch(desc):
+        raise ValueError(
+            f"desc: expected a folder-name description of letters, digits and . _ + = - (not starting with a "
+            f"symbol), found {desc!r}"
+        )
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    with _locked(root):
+        for _ in range(_MAX_TRIES):
+            run_dir = root / f"{_next_id(root):05d}-{desc}"
+            try:
+                run_dir.mkdir(exist_ok=False)
+                return run_dir
+            except FileExistsError:  # another process won the race for this number: look again
+                continue
+    raise ValueError(f"root: could not create a new run folder in {root} after {_MAX_TRIES} attempts")
+
+
+def find_latest_state(run_dir: str | os.PathLike) -> Path | None:
+    """The `training-state-<kimg>.pt` with the largest kimg in `run_dir` (None when there is none)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ValueError(f"run_dir: expected an existing run folder, found {run_dir}")
+    states = [(int(m.group(1)), p) for p in run_dir.iterdir() if (m := _STATE.match(p.name)) and p.is_file()]
+    return max(states)[1] if states else None

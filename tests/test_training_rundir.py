@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from petdiff.training import rundir
+from petdiff.training.rundir import find_latest_state, make_run_dir
+
+
+def test_numbers_runs_in_order(tmp_path):
+    root = tmp_path / "results"
+    assert make_run_dir(root, "pet_cpu_64") == root / "00000-pet_cpu_64"
+    assert make_run_dir(root, "pet_cpu_64") == root / "00001-pet_cpu_64"
+    assert make_run_dir(root, "other") == root / "00002-other"
+
+
+def test_next_free_number_after_gaps_and_files(tmp_path):
+    (tmp_path / "00003-old").mkdir()
+    (tmp_path / "00007-x.txt").write_text("a file also takes its number")
+    (tmp_path / "notes").mkdir()
+    run = make_run_dir(tmp_path, "new")
+    assert run.name == "00008-new"
+    assert (tmp_path / "00003-old").is_dir() and run.is_dir()
+
+
+def test_retries_when_a_concurrent_creator_takes_the_number(tmp_path, monkeypatch):
+    real_next_id = rundir._next_id
+    calls = []
+
+    def racing_next_id(root):
+        n = real_next_id(root)
+        if not calls:  # another process creates the same folder between our scan and our mkdir
+            (root / f"{n:05d}-run").mkdir()
+        calls.append(n)
+        return n
+
+    monkeypatch.setattr(rundir, "_next_id", racing_next_id)
+    assert make_run_dir(tmp_path, "run").name == "00001-run"
+    assert calls == [0, 1]
+
+
+def test_concurrent_creators_get_distinct_numbers(tmp_path):
+    barrier = threading.Barrier(8)
+    made = []
+
+    def worker(i):
+        barrier.wait()
+        made.append(make_run_dir(tmp_path, f"w{i % 2}"))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    numbers = sorted(int(p.name[:5]) for p in made)
+    assert numbers == list(range(8))
+
+
+@pytest.mark.parametrize("desc", ["", "a/b", "../up", "-flag", "sp ace", 3])
+def test_rejects_bad_desc(tmp_path, desc):
+    with pytest.raises(ValueError, match="desc"):
+        make_run_dir(tmp_path, desc)
+
+
+def test_find_latest_state(tmp_path):
+    assert find_latest_state(tmp_path) is None
+    for name in ["training-state-000010.pt", "training-state-000200.pt", "training-state-000030.pt",
+                 ".training-state-000900.pt.abc.tmp", "network-snapshot-000999.safetensors"]:
+        (tmp_path / name).write_bytes(b"")
+    assert find_latest_state(tmp_path) == tmp_path / "training-state-000200.pt"
+    with pytest.raises(ValueError, match="run_dir"):
+        find_latest_state(tmp_path / "missing")
