@@ -1,0 +1,72 @@
+"""The PET system matrix A[i, j] = length of LOR i inside pixel j, sparse CSR, disk-cached."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from petdiff.physics import cache as _cache
+from petdiff.physics.geometry import Geometry
+from petdiff.physics.siddon import iter_rows
+from petdiff.physics.sparse import csr
+
+
+def build_arrays(geometry: Geometry) -> dict[str, np.ndarray]:
+    """Raw CSR arrays of A: crow (int64), cols (int32), values (float32 lengths), column_sums Σ_i A[i, j] (float64)."""
+    counts, cols, values = [], [], []
+    sums = np.zeros(geometry.n_pixels, dtype=np.float64)
+    for row_counts, c, v in iter_rows(geometry):
+        sums += np.bincount(c, weights=v, minlength=geometry.n_pixels)  # from the exact float64 lengths
+        counts.append(row_counts)
+        cols.append(c.astype(np.int32))
+        values.append(v.astype(np.float32))
+    crow = np.zeros(geometry.n_lors + 1, dtype=np.int64)
+    np.cumsum(np.concatenate(counts), out=crow[1:])
+    return {"crow": crow, "cols": _drain(cols, np.int32), "values": _drain(values, np.float32), "column_sums": sums}
+
+
+def _drain(pieces: list[np.ndarray], dtype: type) -> np.ndarray:
+    """Concatenate while freeing each piece as soon as it is copied (peak ≈ result + one piece, not 2× result)."""
+    out = np.empty(sum(p.shape[0] for p in pieces), dtype=dtype)
+    at = 0
+    pieces.reverse()
+    while pieces:
+        piece = pieces.pop()
+        out[at : at + piece.shape[0]] = piece
+        at += piece.shape[0]
+    return out
+
+
+def load_arrays(geometry: Geometry, cache: bool = True) -> dict[str, np.ndarray]:
+    """Raw CSR arrays of A from the disk cache (verified) or freshly built (and then cached)."""
+    if cache:
+        arrays = _cache.load(geometry)
+        if arrays is not None:
+            return arrays
+    arrays = build_arrays(geometry)
+    if cache:
+        _cache.save(geometry, arrays)
+    return arrays
+
+
+def normalized_values(arrays: dict[str, np.ndarray]) -> np.ndarray:
+    """A[i, j] / Σ_i A[i, j] for every stored entry (columns no line crosses stay empty)."""
+    sums = arrays["column_sums"]
+    inv = np.divide(1.0, sums, out=np.zeros_like(sums), where=sums > 0).astype(np.float32)
+    return arrays["values"] * inv[arrays["cols"]]
+
+
+def system_matrix(geometry_or_resolution: Geometry | int, normalize: bool = True, cache: bool = True) -> torch.Tensor:
+    """A ∈ R^{d×p} (d = n_angles·n_bins, p = H²) of Siddon lengths as sparse CSR float32; Σ_i A[i, j] = 1 if normalize.
+
+    Example: ``A = system_matrix(64); y = A @ x.reshape(-1, 1)`` for a 64×64 image ``x``.
+    """
+    geometry = Geometry.coerce(geometry_or_resolution)
+    arrays = load_arrays(geometry, cache=cache)
+    values = normalized_values(arrays) if normalize else arrays["values"]
+    return csr(
+        torch.from_numpy(arrays["crow"]),
+        torch.from_numpy(arrays["cols"]),
+        torch.from_numpy(values),
+        (geometry.n_lors, geometry.n_pixels),
+    )
