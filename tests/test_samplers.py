@@ -236,3 +236,24 @@ def test_sample_rejects_unknown_sampler_and_options():
         sample(gaussian_denoiser(), z, "dpmpp_2m", 5, S_churn=10)
     with pytest.raises(ValueError, match="num_steps"):
         sample(gaussian_denoiser(), z, "edm", 0)
+
+
+class _OnesNoise:
+    """A fake noise source returning ε = 1, to read the churn increment off exactly."""
+
+    def randn_like(self, x):
+        return torch.ones_like(x)
+
+
+@pytest.mark.parametrize("name", ["edm", "euler"])
+def test_churn_increment_is_sqrt_sigma_hat_sq_minus_sigma_sq_times_s_noise(name):
+    # x̂ = x + √(σ̂² − σ²)·S_noise·ε with σ̂ = (1 + γ)σ, γ = min(S_churn/N, √2 − 1)
+    x0 = torch.zeros(1, 1, 2, 2, dtype=torch.float64)
+    seen = []
+    SAMPLERS[name](lambda x, sigma: torch.zeros_like(x), x0, [2.0, 1.0, 0.0], S_churn=0.2, S_noise=1.003,
+                   noise=_OnesNoise(), callback=lambda info: seen.append(info))
+    gamma = 0.1
+    sigma_hat = 2.0 * (1 + gamma)
+    assert seen[0]["sigma_hat"] == pytest.approx(sigma_hat, rel=1e-15)
+    torch.testing.assert_close(seen[0]["x"], torch.full_like(x0, math.sqrt(sigma_hat**2 - 4.0) * 1.003), rtol=1e-15,
+                               atol=0)

@@ -1,5 +1,6 @@
-"""Diffusion: EDM samplers (k-diffusion calling convention), schedules, per-seed noise."""
+"""Diffusion: EDM samplers (k-diffusion calling convention), schedules, per-seed noise, posterior ensembles."""
 
+from petdiff.diffusion.ensemble import PosteriorEnsemble, RunningMoments, posterior_ensemble
 from petdiff.diffusion.noise import StackedRandomGenerator, parse_seeds
 from petdiff.diffusion.samplers import (
     EDM_REFERENCE_SAMPLING,
@@ -15,9 +16,12 @@ from petdiff.diffusion.schedules import karras_sigmas
 __all__ = [
     "EDM_REFERENCE_SAMPLING",
     "SAMPLERS",
+    "PosteriorEnsemble",
+    "RunningMoments",
     "StackedRandomGenerator",
     "karras_sigmas",
     "parse_seeds",
+    "posterior_ensemble",
     "sample",
     "sample_dpmpp_2m",
     "sample_edm",
