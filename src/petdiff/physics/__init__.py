@@ -1,9 +1,9 @@
 """PET physics: geometry, exact sparse system matrix (cached), projector with attenuation, Poisson data, thinning."""
 
 from petdiff.physics.geometry import Geometry
+from petdiff.physics.matrix import system_matrix
 from petdiff.physics.projector import Projector, SparseOperator
 from petdiff.physics.simulate import ExpectedSinogram, expected_sinogram, poisson_sinogram, thin
-from petdiff.physics.matrix import system_matrix
 
 __all__ = [
     "ExpectedSinogram",

@@ -157,7 +157,7 @@ class Projector:
         x = self.follow(x)
         b = x.shape[0]
         y = self._full.forward_flat(x.reshape(b, self.geometry.n_pixels).t().contiguous())
-        return y.t().reshape(b, *self.geometry.sinogram_shape)
+        return y.t().contiguous().reshape(b, *self.geometry.sinogram_shape)
 
     __call__ = forward
 
@@ -167,7 +167,7 @@ class Projector:
         y = self.follow(y)
         b = y.shape[0]
         x = self._full.adjoint_flat(y.reshape(b, self.geometry.n_lors).t().contiguous())
-        return x.t().reshape(b, 1, *self.geometry.image_shape)
+        return x.t().contiguous().reshape(b, 1, *self.geometry.image_shape)
 
     def check_sinograms(self, name: str, y: torch.Tensor, values: bool = True) -> torch.Tensor:
         """Require a floating (B, n_angles, n_bins) tensor of this geometry (and non-negative finite values)."""

@@ -103,16 +103,45 @@ def poisson_sinogram(
     return torch.poisson(mean.float(), generator=generator)
 
 
-def thin(sinogram: torch.Tensor, fraction: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Y_low | Y ~ Binomial(Y, fraction): the counts of a `fraction` shorter acquisition of the same scan."""
+def _fractions(fraction: float | torch.Tensor, counts: torch.Tensor) -> torch.Tensor | float:
+    """A float in (0, 1], or a tensor of them: per slice when 1-D of length B = counts.shape[0], else broadcast."""
+    if not isinstance(fraction, torch.Tensor) or fraction.ndim == 0:
+        return check_fraction("fraction", fraction.item() if isinstance(fraction, torch.Tensor) else fraction)
+    f = fraction.to(device=counts.device, dtype=counts.dtype)
+    if f.ndim == 1 and counts.ndim >= 2 and f.shape[0] == counts.shape[0]:
+        f = f.reshape(-1, *([1] * (counts.ndim - 1)))
+    try:
+        f = torch.broadcast_to(f, counts.shape)
+    except RuntimeError:
+        raise ValueError(
+            f"fraction: expected a float, a (B,) tensor with B = {counts.shape[0] if counts.ndim else 0} or a tensor "
+            f"broadcastable to {tuple(counts.shape)}, found shape {tuple(fraction.shape)}"
+        ) from None
+    if f.numel() and not bool(((f > 0) & (f <= 1)).all()):
+        raise ValueError(
+            f"fraction: expected values in (0, 1], found range [{float(f.min()):.6g}, {float(f.max()):.6g}]"
+        )
+    return f
+
+
+def thin(
+    sinogram: torch.Tensor, fraction: float | torch.Tensor, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Y_low | Y ~ Binomial(Y, f): the counts of an f-times shorter acquisition of the same scan.
+
+    `fraction` f is a float in (0, 1], a (B,) tensor (one fraction per slice along the first axis), or a
+    tensor broadcastable to the sinogram. Returns the sinogram's dtype (float32 for integer input).
+    """
     if not isinstance(sinogram, torch.Tensor):
         raise ValueError(f"sinogram: expected a torch.Tensor of counts, found {type(sinogram).__name__}")
-    fraction = check_fraction("fraction", fraction)
-    _check_generator(generator, sinogram.device)
     counts = sinogram if sinogram.is_floating_point() else sinogram.float()
+    fraction = _fractions(fraction, counts)
+    _check_generator(generator, sinogram.device)
     check_non_negative("sinogram", counts)
     if counts.numel() and not bool((counts == torch.round(counts)).all()):
         raise ValueError("sinogram: expected integer counts, found non-integer values")
-    if fraction == 1.0:
-        return counts.clone()
-    return torch.binomial(counts, torch.full_like(counts, fraction), generator=generator)
+    if isinstance(fraction, float):
+        if fraction == 1.0:
+            return counts.clone()
+        fraction = torch.full_like(counts, fraction)
+    return torch.binomial(counts, fraction.contiguous(), generator=generator)

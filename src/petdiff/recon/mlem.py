@@ -1,0 +1,134 @@
+"""Batched MLEM / OSEM (Shepp & Vardi 1982; Hudson & Larkin 1994) on the sparse projector."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+
+from petdiff.physics.projector import Projector, SparseOperator
+from petdiff.utils.validation import check_image_batch, check_non_negative
+
+
+def em_update(
+    x: torch.Tensor, y: torch.Tensor, op: SparseOperator, inv_sensitivity: torch.Tensor, s: torch.Tensor | None
+) -> torch.Tensor:
+    """λ ← λ / (Aᵀ1) · Aᵀ(Y / (Aλ + s)) in flat layout: x (p, B), y (d, B); lines with Aλ + s = 0 contribute 0."""
+    expected = op.forward_flat(x)
+    if s is not None:
+        expected += s
+    # 0/0 and y/0 occur only in the discarded branch, so no NaN/inf leaks into the image
+    ratio = torch.where(expected > 0, y / expected, 0.0)
+    return op.adjoint_flat(ratio).mul_(inv_sensitivity).mul_(x)
+
+
+def _inverse(sensitivity: torch.Tensor) -> torch.Tensor:
+    """1/(Aᵀ1), with 0 for pixels no LOR sees (they are set to 0 instead of dividing by zero)."""
+    return torch.where(sensitivity > 0, 1.0 / sensitivity, 0.0)
+
+
+def _flat_background(
+    background: float | torch.Tensor | None, projector: Projector, batch: int, like: torch.Tensor
+) -> torch.Tensor | None:
+    """s as (d, B) or (d, 1), or None: a float is the same expected count on every LOR."""
+    if background is None:
+        return None
+    shape = (batch, *projector.geometry.sinogram_shape)
+    if isinstance(background, numbers.Real) and not isinstance(background, bool):
+        if not (math.isfinite(background) and background >= 0):
+            raise ValueError(f"background: expected finite expected counts ≥ 0 per LOR, found {background!r}")
+        return (
+            None
+            if background == 0
+            else torch.full((like.shape[0], 1), float(background), dtype=like.dtype, device=like.device)
+        )
+    if not isinstance(background, torch.Tensor) or not background.is_floating_point():
+        raise ValueError(
+            f"background: expected None, a float or a floating tensor broadcastable to {shape}, "
+            f"found {type(background).__name__}"
+        )
+    try:
+        full = torch.broadcast_to(background, shape)
+    except RuntimeError:
+        raise ValueError(
+            f"background: expected a tensor broadcastable to (B, n_angles, n_bins) = {shape}, "
+            f"found shape {tuple(background.shape)}"
+        ) from None
+    check_non_negative("background", background)
+    return full.reshape(batch, -1).t().to(like).contiguous()
+
+
+def _flat_init(init: torch.Tensor | None, projector: Projector, batch: int, like: torch.Tensor) -> torch.Tensor:
+    """λ⁰ as (p, B): ones, or the given non-negative (B, 1, H, W) images."""
+    p = projector.geometry.n_pixels
+    if init is None:
+        return torch.ones((p, batch), dtype=like.dtype, device=like.device)
+    check_image_batch("init", init)
+    expected = (batch, 1, *projector.geometry.image_shape)
+    if tuple(init.shape) != expected:
+        raise ValueError(f"init: expected shape {expected}, found {tuple(init.shape)}")
+    check_non_negative("init", init)
+    return init.reshape(batch, p).t().to(like).contiguous()
+
+
+def mlem(
+    sinograms: torch.Tensor,
+    projector: Projector,
+    n_iter: int = 50,
+    tol: float | None = None,
+    background: float | torch.Tensor | None = None,
+    subsets: int = 1,
+    init: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """MLEM λ^{k+1} = λ^k / (Aᵀ1) · Aᵀ(Y / (Aλ^k + s)), λ⁰ = 1, for a batch of sinograms → (B, 1, H, W).
+
+    With `subsets` = n > 1 each iteration is an OSEM pass over n angle subsets (one update per subset,
+    with the subset's own sensitivity). With `tol`, a sample stops once ‖λ^{k+1} − λ^k‖ ≤ tol·‖λ^k‖
+    (relative change of a full iteration); the others go on. `background` s: None, a float (expected
+    counts on every LOR) or a tensor of expected counts broadcastable to (B, n_angles, n_bins).
+    """
+    projector.check_sinograms("sinograms", sinograms)
+    if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 0:
+        raise ValueError(f"n_iter: expected an integer ≥ 0, found {n_iter!r}")
+    if tol is not None and not (isinstance(tol, numbers.Real) and math.isfinite(tol) and tol > 0):
+        raise ValueError(f"tol: expected None or a positive finite number, found {tol!r}")
+    ops = projector.subsets(subsets)
+    batch = sinograms.shape[0]
+    y = projector.follow(sinograms).reshape(batch, -1).t().contiguous()
+    s = _flat_background(background, projector, batch, y)
+    x = _flat_init(init, projector, batch, y)
+    inv_sens = [_inverse(op.sensitivity) for op in ops]
+
+    def subset_data(cols: torch.Tensor | None) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        """(Y, s) restricted to each subset's LORs and to the still-active samples."""
+        yc = y if cols is None else y[:, cols]
+        sc = s if (s is None or cols is None or s.shape[1] == 1) else s[:, cols]
+        if len(ops) == 1:
+            return [(yc, sc)]
+        return [(yc[op.lors], None if sc is None else sc[op.lors]) for op in ops]
+
+    data = subset_data(None)
+    active = None  # indices of samples still iterating (None = all)
+    xa = x
+    for _ in range(n_iter):
+        previous = xa
+        for op, inv, (yq, sq) in zip(ops, inv_sens, data):
+            xa = em_update(xa, yq, op, inv, sq)
+        if tol is None:
+            continue
+        done = (xa - previous).norm(dim=0) <= tol * previous.norm(dim=0)
+        if bool(done.any()):
+            idx = torch.arange(xa.shape[1], device=xa.device) if active is None else active
+            x[:, idx[done]] = xa[:, done]
+            keep = ~done
+            if not bool(keep.any()):
+                active = idx[:0]
+                break
+            active, xa = idx[keep], xa[:, keep]
+            data = subset_data(active)
+    if active is None:
+        x = xa
+    elif active.numel():
+        x[:, active] = xa
+    return x.t().contiguous().reshape(batch, 1, *projector.geometry.image_shape)
