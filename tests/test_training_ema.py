@@ -105,3 +105,14 @@ def test_rejects_other_module_and_bad_arguments():
         EMA(Tiny(), halflife_kimg=1, rampup_ratio=-0.1)
     with pytest.raises(ValueError, match="module"):
         EMA("net", halflife_kimg=1)
+
+
+def test_first_step_copies_the_weights_exactly():
+    net = Tiny()
+    ema = EMA(net, halflife_kimg=15, rampup_ratio=0.05)
+    with torch.no_grad():
+        net.lin.weight.normal_()
+        net.lin.bias.normal_()
+    assert ema.update(net, cur_nimg=0, batch_size=32) == 0.0
+    for a, b in zip(ema.module.parameters(), net.parameters()):
+        assert torch.equal(a, b)

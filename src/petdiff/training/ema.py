@@ -52,8 +52,10 @@ class EMA:
         beta = ema_beta(cur_nimg, batch_size, self.halflife_kimg, self.rampup_ratio)
         source = unwrap(module)
         pairs = _matched(self.module.named_parameters(), source.named_parameters(), "parameters")
-        for p_ema, p_net in pairs:
-            p_ema.lerp_(p_net.detach(), 1.0 - beta)
+        if pairs:
+            # ema ← ema + (1 − β)(w − ema) = β·ema + (1 − β)·w; the foreach form is one fused kernel per device.
+            ema_params, net_params = zip(*pairs)
+            torch._foreach_lerp_(list(ema_params), [p.detach() for p in net_params], 1.0 - beta)
         for b_ema, b_net in _matched(self.module.named_buffers(), source.named_buffers(), "buffers"):
             b_ema.copy_(b_net)
         return beta
