@@ -19,11 +19,13 @@ def _check_generators(generators: Mapping[str, torch.Generator] | None) -> dict[
 
 
 def capture_rng_state(generators: Mapping[str, torch.Generator] | None = None) -> dict[str, Any]:
-    """States of the global torch CPU RNG, every CUDA device's RNG (when CUDA is available) and of `generators`."""
+    """States of the global torch CPU RNG, the current CUDA device's RNG (when CUDA is in use) and of `generators`."""
     generators = _check_generators(generators)
     state: dict[str, Any] = {"torch_cpu": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["torch_cuda"] = torch.cuda.get_rng_state_all()
+    # Only the current device: under DDP each process owns one GPU, and touching the others would create a CUDA
+    # context on every GPU from every process.
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["torch_cuda"] = torch.cuda.get_rng_state()
     state["generators"] = {name: g.get_state() for name, g in generators.items()}
     return state
 
@@ -38,13 +40,11 @@ def restore_rng_state(state: Mapping[str, Any], generators: Mapping[str, torch.G
     if missing:
         raise ValueError(f"rng state: no saved state for generator(s) {missing}; saved: {sorted(saved)}")
     torch.set_rng_state(state["torch_cpu"])
-    cuda_states = state.get("torch_cuda")
-    if cuda_states:
+    cuda_state = state.get("torch_cuda")
+    if cuda_state is not None:
         if torch.cuda.is_available():
-            # A machine with fewer devices restores the ones it has.
-            for device, s in enumerate(cuda_states[: torch.cuda.device_count()]):
-                torch.cuda.set_rng_state(s, device)
+            torch.cuda.set_rng_state(cuda_state)  # the current device, as captured
         else:
-            warnings.warn("rng state: CUDA RNG states saved but CUDA is not available; not restored", stacklevel=2)
+            warnings.warn("rng state: a CUDA RNG state was saved but CUDA is not available; not restored", stacklevel=2)
     for name, g in generators.items():
         g.set_state(saved[name])
