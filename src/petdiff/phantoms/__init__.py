@@ -1,0 +1,29 @@
+"""Phantom sources (BrainWeb reference slices, procedural brain-like phantoms, users' images) and the
+Dirichlet tissue-concentration perturbation."""
+
+from petdiff.phantoms.brainweb import brainweb_labels, load_brainweb
+from petdiff.phantoms.config import CLASS_NAMES, PhantomConfig
+from petdiff.phantoms.dirichlet import log_standard_gamma, sample_dirichlet, sample_gamma
+from petdiff.phantoms.perturb import perturb_concentrations, perturbed_class_concentrations
+from petdiff.phantoms.procedural import Phantoms, procedural_phantoms
+from petdiff.phantoms.resample import resample_images
+from petdiff.phantoms.volumes import Volume, load_images, load_volume, save_nifti
+
+__all__ = [
+    "CLASS_NAMES",
+    "PhantomConfig",
+    "Phantoms",
+    "Volume",
+    "brainweb_labels",
+    "load_brainweb",
+    "load_images",
+    "load_volume",
+    "log_standard_gamma",
+    "perturb_concentrations",
+    "perturbed_class_concentrations",
+    "procedural_phantoms",
+    "resample_images",
+    "sample_dirichlet",
+    "sample_gamma",
+    "save_nifti",
+]
