@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from petdiff.physics import Geometry, system_matrix
+from petdiff.physics import Geometry, Projector, system_matrix
 from petdiff.physics import cache as cache_mod
 from petdiff.physics import matrix as sm_mod
 
@@ -113,7 +113,7 @@ def test_corrupt_cache_is_rebuilt_with_warning(cache_dir, corrupt):
     assert same(rebuilt, expected)
     # the rebuilt matrix was written back: the next load is clean
     with np.load(path, allow_pickle=False) as data:
-        assert int(data["meta"][4]) == expected.values().shape[0]
+        assert int(data["meta"][5]) == expected.values().shape[0]
 
 
 def test_unwritable_cache_dir_warns_and_still_returns(tmp_path, monkeypatch):
@@ -130,3 +130,16 @@ def test_cache_files_are_loaded_without_pickle(cache_dir):
     path = cache_mod.cache_path(Geometry(16))
     with np.load(path, allow_pickle=False) as data:
         assert all(data[k].dtype != object for k in data.files)
+
+
+def test_projector_caches_the_transpose_and_rebuilds_a_bad_one(cache_dir):
+    g = Geometry(16, n_angles=16, n_bins=16)  # d = p: A and Aᵀ files have identical shapes
+    first = Projector(g)
+    path_t = cache_mod.cache_path(g, kind="AT")
+    assert path_t.is_file() and path_t != cache_mod.cache_path(g)
+    # a file of the other kind under this name is caught by its header even though every shape matches
+    path_t.write_bytes(cache_mod.cache_path(g).read_bytes())
+    with pytest.warns(UserWarning, match="ignoring"):
+        again = Projector(g)
+    assert same(again.operator.matrix_t, first.operator.matrix_t)
+    torch.testing.assert_close(again.operator.matrix_t.to_dense(), first.operator.matrix.to_dense().T)

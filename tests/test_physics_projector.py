@@ -97,8 +97,12 @@ def test_subsets_partition_the_lors():
     torch.testing.assert_close(sum(op.sensitivity for op in ops), proj.operator.sensitivity, rtol=1e-5, atol=1e-6)
     x = torch.rand(256, 3)
     full = proj.operator.forward_flat(x)
+    r = torch.rand(512, 3)
     for op in ops:
         torch.testing.assert_close(op.forward_flat(x), full[op.lors])
+        masked = torch.zeros_like(r)
+        masked[op.lors] = r[op.lors]
+        torch.testing.assert_close(op.adjoint_flat(r[op.lors]), proj.operator.adjoint_flat(masked))
     assert proj.subsets(4) is ops  # cached
     assert proj.subsets(1) == [proj.operator]
 
@@ -154,3 +158,11 @@ def test_rejects_bad_inputs(call, match):
 def test_rejects_bad_attenuation(mu, match):
     with pytest.raises(ValueError, match=match):
         Projector(16, attenuation=mu)
+
+
+def test_explicit_transpose_equals_dense_transpose():
+    proj = Projector(Geometry(12, n_angles=10, n_bins=15))
+    a, a_t = proj.operator.matrix.to_dense(), proj.operator.matrix_t.to_dense()
+    torch.testing.assert_close(a_t, a.T, rtol=0, atol=0)
+    crow, cols = proj.operator.matrix_t.crow_indices().long(), proj.operator.matrix_t.col_indices().long()
+    assert all(bool((cols[crow[i] + 1 : crow[i + 1]] > cols[crow[i] : crow[i + 1] - 1]).all()) for i in range(144))

@@ -49,6 +49,51 @@ def load_arrays(geometry: Geometry, cache: bool = True) -> dict[str, np.ndarray]
     return arrays
 
 
+def transpose_arrays(arrays: dict[str, np.ndarray], n_cols: int, block_nnz: int = 1 << 18) -> dict[str, np.ndarray]:
+    """CSR arrays of Aᵀ (rows = pixels, columns sorted) from those of A, with Aᵀ's column sums (A's row sums).
+
+    Blocks of rows are sorted by column on their own (cache-sized argsorts), then scattered to their slots:
+    the rows of A arrive in increasing order, so every row of Aᵀ comes out sorted without a global sort.
+    """
+    crow, cols, values = arrays["crow"], arrays["cols"], arrays["values"]
+    n_rows, nnz = crow.shape[0] - 1, cols.shape[0]
+    crow_t = np.zeros(n_cols + 1, dtype=np.int64)
+    np.cumsum(np.bincount(cols, minlength=n_cols), out=crow_t[1:])
+    cols_t = np.empty(nnz, dtype=np.int32)
+    values_t = np.empty(nnz, dtype=values.dtype)
+    next_slot = crow_t[:-1].copy()
+    row_sums = np.zeros(n_rows, dtype=np.float64)
+    start = 0
+    while start < n_rows:
+        end = min(n_rows, max(start + 1, int(np.searchsorted(crow, crow[start] + block_nnz, side="right")) - 1))
+        lo, hi = int(crow[start]), int(crow[end])
+        c, v = cols[lo:hi], values[lo:hi]
+        r = np.repeat(np.arange(start, end, dtype=np.int32), np.diff(crow[start : end + 1]))
+        row_sums[start:end] = np.bincount(r - start, weights=v, minlength=end - start)
+        order = np.argsort(c, kind="stable")
+        c_sorted = c[order]
+        per_col = np.bincount(c, minlength=n_cols)
+        first = np.cumsum(per_col) - per_col  # where each column starts in this block's sorted list
+        dest = next_slot[c_sorted] + (np.arange(hi - lo) - first[c_sorted])
+        cols_t[dest] = r[order]
+        values_t[dest] = v[order]
+        next_slot += per_col
+        start = end
+    return {"crow": crow_t, "cols": cols_t, "values": values_t, "column_sums": row_sums}
+
+
+def load_transposed(geometry: Geometry, arrays: dict[str, np.ndarray], cache: bool = True) -> dict[str, np.ndarray]:
+    """Raw CSR arrays of Aᵀ from the disk cache, or transposed from A's `arrays` (and then cached)."""
+    if cache:
+        cached = _cache.load(geometry, kind="AT")
+        if cached is not None:
+            return cached
+    arrays_t = transpose_arrays(arrays, geometry.n_pixels)
+    if cache:
+        _cache.save(geometry, arrays_t, kind="AT")
+    return arrays_t
+
+
 def normalized_values(arrays: dict[str, np.ndarray]) -> np.ndarray:
     """A[i, j] / Σ_i A[i, j] for every stored entry (columns no line crosses stay empty)."""
     sums = arrays["column_sums"]

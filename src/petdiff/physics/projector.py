@@ -9,7 +9,7 @@ import torch
 
 from petdiff.physics import sparse
 from petdiff.physics.geometry import Geometry
-from petdiff.physics.matrix import load_arrays, normalized_values
+from petdiff.physics.matrix import load_arrays, load_transposed
 from petdiff.utils.validation import check_image_batch, check_non_negative
 
 
@@ -23,10 +23,12 @@ class SparseOperator:
     lors: torch.Tensor | None = None  # LOR indices into the flattened sinogram, None = all
 
     @classmethod
-    def from_matrix(cls, matrix: torch.Tensor, lors: torch.Tensor | None = None) -> SparseOperator:
-        """Derive Aᵀ and Aᵀ1 from A."""
-        sens = sparse.column_sums(matrix).to(matrix.values().dtype)[:, None]
-        return cls(matrix, sparse.transpose(matrix), sens, lors)
+    def from_pair(
+        cls, matrix: torch.Tensor, matrix_t: torch.Tensor, lors: torch.Tensor | None = None
+    ) -> SparseOperator:
+        """Wrap A and Aᵀ; the sensitivity Aᵀ1 is Aᵀ's row sums (accumulated in float64)."""
+        sens = sparse.row_sums(matrix_t).to(matrix_t.values().dtype)[:, None]
+        return cls(matrix, matrix_t, sens, lors)
 
     def forward_flat(self, x: torch.Tensor) -> torch.Tensor:
         """A·X for X of shape (p, B) → (d_sub, B)."""
@@ -52,6 +54,7 @@ class Projector:
 
     A holds exact Siddon lengths (columns normalised to sum 1 when `normalize`); with an attenuation map μ
     (H, W) in 1/(domain length) every LOR is scaled by a_i = exp(-Σ_j A_raw[i, j] μ_j), else a_i = 1.
+    A and Aᵀ are both kept as CSR (and Aᵀ's raw arrays cached on disk), so both products stream rows.
     Example: ``P = Projector(64); y = P.forward(x); x_bp = P.adjoint(y)``.
     """
 
@@ -66,20 +69,41 @@ class Projector:
         self.geometry = Geometry.coerce(geometry_or_resolution)
         self.normalize = bool(normalize)
         g = self.geometry
-        arrays = load_arrays(g, cache=cache)
-        crow, cols = torch.from_numpy(arrays["crow"]), torch.from_numpy(arrays["cols"])
-        values = normalized_values(arrays) if self.normalize else arrays["values"]
-        matrix = sparse.csr(crow, cols, torch.from_numpy(values), (g.n_lors, g.n_pixels))
+        mu = None if attenuation is None else self._check_attenuation(attenuation)
+        a = load_arrays(g, cache=cache)
+        a_t = load_transposed(g, a, cache=cache)
+        # effective values: A[i, j]·n_j·a_i with n_j = 1/Σ_i A[i, j] (or 1) and a_i the attenuation factor
+        sums = a["column_sums"]
+        per_pixel = (
+            np.divide(1.0, sums, out=np.zeros_like(sums), where=sums > 0) if self.normalize else np.ones_like(sums)
+        )
+        per_pixel = per_pixel.astype(np.float32)
+        counts, counts_t = np.diff(a["crow"]), np.diff(a_t["crow"])
+        values = a["values"] * per_pixel[a["cols"]]
+        values_t = a_t["values"] * np.repeat(per_pixel, counts_t)
         self.attenuation: torch.Tensor | None = None
         self.attenuation_factors: torch.Tensor | None = None
-        if attenuation is not None:
-            mu = self._check_attenuation(attenuation)
-            raw = sparse.csr(crow, cols, torch.from_numpy(arrays["values"]), (g.n_lors, g.n_pixels))
-            factors = torch.exp(-(raw @ mu.reshape(-1, 1).float())[:, 0])
-            matrix = sparse.scale_rows(matrix, factors)
+        if mu is not None:
+            raw = sparse.csr(
+                torch.from_numpy(a["crow"]),
+                torch.from_numpy(a["cols"]),
+                torch.from_numpy(a["values"]),
+                (g.n_lors, g.n_pixels),
+            )
+            factors = torch.exp(-(raw @ mu.reshape(-1, 1))[:, 0]).numpy()
+            values *= np.repeat(factors, counts)
+            values_t *= factors[a_t["cols"]]
             self.attenuation = mu
-            self.attenuation_factors = factors.reshape(g.sinogram_shape)
-        self._full = SparseOperator.from_matrix(matrix)
+            self.attenuation_factors = torch.from_numpy(factors).reshape(g.sinogram_shape)
+
+        def tensor(arrays: dict[str, np.ndarray], vals: np.ndarray, shape: tuple[int, int]) -> torch.Tensor:
+            return sparse.csr(
+                torch.from_numpy(arrays["crow"]), torch.from_numpy(arrays["cols"]), torch.from_numpy(vals), shape
+            )
+
+        self._full = SparseOperator.from_pair(
+            tensor(a, values, (g.n_lors, g.n_pixels)), tensor(a_t, values_t, (g.n_pixels, g.n_lors))
+        )
         self._subsets: dict[int, list[SparseOperator]] = {}
         if device is not None:
             self.to(device)
@@ -197,7 +221,11 @@ class Projector:
             for q in range(n_subsets):
                 angles = torch.arange(q, g.n_angles, n_subsets, device=dev)
                 lors = (angles[:, None] * g.n_bins + bins[None, :]).reshape(-1)
-                ops.append(SparseOperator.from_matrix(sparse.select_rows(self._full.matrix, lors), lors))
+                sub, sub_t = (
+                    sparse.select_rows(self._full.matrix, lors),
+                    sparse.select_columns(self._full.matrix_t, lors),
+                )
+                ops.append(SparseOperator.from_pair(sub, sub_t, lors))
             self._subsets[n_subsets] = ops
         return self._subsets[n_subsets]
 

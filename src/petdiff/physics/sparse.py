@@ -1,4 +1,4 @@
-"""Torch sparse-CSR helpers that run on any device (construction, transpose, row selection)."""
+"""Torch sparse-CSR helpers that run on any device (construction, row and column selection)."""
 
 from __future__ import annotations
 
@@ -22,22 +22,11 @@ def csr(crow: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, shape: tup
         return torch.sparse_csr_tensor(crow.to(dtype), cols.to(dtype), values, size=shape, check_invariants=False)
 
 
-def row_ids(matrix: torch.Tensor) -> torch.Tensor:
-    """Row index of every stored entry of a CSR matrix (int64)."""
-    crow = matrix.crow_indices().long()
-    counts = crow[1:] - crow[:-1]
-    return torch.repeat_interleave(torch.arange(counts.shape[0], device=crow.device), counts)
-
-
-def transpose(matrix: torch.Tensor) -> torch.Tensor:
-    """Aᵀ as CSR: a stable sort of the entries by column keeps each new row's columns sorted."""
-    n_rows, n_cols = matrix.shape
-    cols = matrix.col_indices().long()
-    order = torch.sort(cols, stable=True).indices
-    counts = torch.bincount(cols, minlength=n_cols)
-    crow = torch.zeros(n_cols + 1, dtype=torch.int64, device=cols.device)
+def _pointers(counts: torch.Tensor) -> torch.Tensor:
+    """Row pointers [0, c0, c0 + c1, …] from per-row counts."""
+    crow = torch.zeros(counts.shape[0] + 1, dtype=torch.int64, device=counts.device)
     torch.cumsum(counts, 0, out=crow[1:])
-    return csr(crow, row_ids(matrix)[order], matrix.values()[order], (n_cols, n_rows))
+    return crow
 
 
 def select_rows(matrix: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
@@ -46,21 +35,31 @@ def select_rows(matrix: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     rows = rows.to(device=crow.device, dtype=torch.int64)
     starts = crow[rows]
     counts = crow[rows + 1] - starts
-    new_crow = torch.zeros(rows.shape[0] + 1, dtype=torch.int64, device=crow.device)
-    torch.cumsum(counts, 0, out=new_crow[1:])
+    new_crow = _pointers(counts)
     nnz = int(new_crow[-1])
     # entry e of new row r comes from old position starts[r] + (e - new_crow[r])
     source = torch.arange(nnz, device=crow.device) + torch.repeat_interleave(starts - new_crow[:-1], counts)
     return csr(new_crow, matrix.col_indices()[source], matrix.values()[source], (rows.shape[0], matrix.shape[1]))
 
 
-def scale_rows(matrix: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
-    """diag(factors) · A as a new CSR matrix with the same pattern."""
-    values = matrix.values() * factors.to(matrix.values())[row_ids(matrix)]
-    return csr(matrix.crow_indices(), matrix.col_indices(), values, tuple(matrix.shape))
+def select_columns(matrix: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+    """The CSR matrix made of the given increasing columns (renumbered 0 … len-1; rows stay sorted)."""
+    device = matrix.values().device
+    columns = columns.to(device=device, dtype=torch.int64)
+    new_index = torch.full((matrix.shape[1],), -1, dtype=torch.int64, device=device)
+    new_index[columns] = torch.arange(columns.shape[0], device=device)
+    mapped = new_index[matrix.col_indices().long()]
+    keep = mapped >= 0
+    crow = matrix.crow_indices().long()
+    kept_before = torch.zeros(keep.shape[0] + 1, dtype=torch.int64, device=device)
+    torch.cumsum(keep, 0, out=kept_before[1:])
+    return csr(kept_before[crow], mapped[keep], matrix.values()[keep], (matrix.shape[0], columns.shape[0]))
 
 
-def column_sums(matrix: torch.Tensor) -> torch.Tensor:
-    """Σ_i A[i, j] accumulated in float64 (exact enough to check normalisation)."""
-    out = torch.zeros(matrix.shape[1], dtype=torch.float64, device=matrix.values().device)
-    return out.index_add_(0, matrix.col_indices().long(), matrix.values().double())
+def row_sums(matrix: torch.Tensor) -> torch.Tensor:
+    """Σ_j A[i, j] per row, accumulated in float64."""
+    crow = matrix.crow_indices().long()
+    counts = crow[1:] - crow[:-1]
+    rows = torch.repeat_interleave(torch.arange(matrix.shape[0], device=crow.device), counts)
+    out = torch.zeros(matrix.shape[0], dtype=torch.float64, device=crow.device)
+    return out.index_add_(0, rows, matrix.values().double())

@@ -18,8 +18,9 @@ def em_update(
     expected = op.forward_flat(x)
     if s is not None:
         expected += s
-    # 0/0 and y/0 occur only in the discarded branch, so no NaN/inf leaks into the image
-    ratio = torch.where(expected > 0, y / expected, 0.0)
+    # a line with Aλ + s = 0 gives 0/0 or Y/0: it carries no information about λ, so its ratio is set to 0
+    # (nan_to_num is one cheap pass; torch.where with a mask costs ~10× more at this size)
+    ratio = torch.nan_to_num_(y / expected, nan=0.0, posinf=0.0)
     return op.adjoint_flat(ratio).mul_(inv_sensitivity).mul_(x)
 
 
@@ -72,6 +73,58 @@ def _flat_init(init: torch.Tensor | None, projector: Projector, batch: int, like
     return init.reshape(batch, p).t().to(like).contiguous()
 
 
+def cpu_chunk(n_rows: int) -> int:
+    """Samples per sparse product on CPU: keep the dense (d, B) float32 operand near 1 MiB (L2-sized), 8 … 32.
+
+    Measured on a 2-core Zen 4: at 64×64 (d = 8192) 32 samples per product cost 113 µs/sample per A + Aᵀ
+    pair, 64 samples 250 µs/sample; at 128×128 the optimum is 8.
+    """
+    return max(8, min(32, (1 << 18) // max(n_rows, 1)))
+
+
+def _iterate(
+    y: torch.Tensor,
+    s: torch.Tensor | None,
+    x: torch.Tensor,
+    ops: list[SparseOperator],
+    inv_sens: list[torch.Tensor],
+    n_iter: int,
+    tol: float | None,
+) -> torch.Tensor:
+    """Run the (OS)EM iterations on flat y (d, B), s (d, B)/(d, 1)/None, λ⁰ x (p, B); converged samples freeze."""
+
+    def subset_data(cols: torch.Tensor | None) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        """(Y, s) restricted to each subset's LORs and to the still-active samples."""
+        yc = y if cols is None else y[:, cols]
+        sc = s if (s is None or cols is None or s.shape[1] == 1) else s[:, cols]
+        if len(ops) == 1:
+            return [(yc, sc)]
+        return [(yc[op.lors], None if sc is None else sc[op.lors]) for op in ops]
+
+    data = subset_data(None)
+    active = None  # indices of the samples still iterating (None = all)
+    xa = x
+    for _ in range(n_iter):
+        previous = xa
+        for op, inv, (yq, sq) in zip(ops, inv_sens, data):
+            xa = em_update(xa, yq, op, inv, sq)
+        if tol is None:
+            continue
+        done = (xa - previous).norm(dim=0) <= tol * previous.norm(dim=0)
+        if bool(done.any()):
+            idx = torch.arange(xa.shape[1], device=xa.device) if active is None else active
+            x[:, idx[done]] = xa[:, done]
+            keep = ~done
+            if not bool(keep.any()):
+                return x
+            active, xa = idx[keep], xa[:, keep]
+            data = subset_data(active)
+    if active is None:
+        return xa
+    x[:, active] = xa
+    return x
+
+
 def mlem(
     sinograms: torch.Tensor,
     projector: Projector,
@@ -87,6 +140,7 @@ def mlem(
     with the subset's own sensitivity). With `tol`, a sample stops once ‖λ^{k+1} − λ^k‖ ≤ tol·‖λ^k‖
     (relative change of a full iteration); the others go on. `background` s: None, a float (expected
     counts on every LOR) or a tensor of expected counts broadcastable to (B, n_angles, n_bins).
+    On CPU the batch runs in chunks of `cpu_chunk(d)` samples (cache-sized sparse products).
     """
     projector.check_sinograms("sinograms", sinograms)
     if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 0:
@@ -99,36 +153,14 @@ def mlem(
     s = _flat_background(background, projector, batch, y)
     x = _flat_init(init, projector, batch, y)
     inv_sens = [_inverse(op.sensitivity) for op in ops]
-
-    def subset_data(cols: torch.Tensor | None) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
-        """(Y, s) restricted to each subset's LORs and to the still-active samples."""
-        yc = y if cols is None else y[:, cols]
-        sc = s if (s is None or cols is None or s.shape[1] == 1) else s[:, cols]
-        if len(ops) == 1:
-            return [(yc, sc)]
-        return [(yc[op.lors], None if sc is None else sc[op.lors]) for op in ops]
-
-    data = subset_data(None)
-    active = None  # indices of samples still iterating (None = all)
-    xa = x
-    for _ in range(n_iter):
-        previous = xa
-        for op, inv, (yq, sq) in zip(ops, inv_sens, data):
-            xa = em_update(xa, yq, op, inv, sq)
-        if tol is None:
-            continue
-        done = (xa - previous).norm(dim=0) <= tol * previous.norm(dim=0)
-        if bool(done.any()):
-            idx = torch.arange(xa.shape[1], device=xa.device) if active is None else active
-            x[:, idx[done]] = xa[:, done]
-            keep = ~done
-            if not bool(keep.any()):
-                active = idx[:0]
-                break
-            active, xa = idx[keep], xa[:, keep]
-            data = subset_data(active)
-    if active is None:
-        x = xa
-    elif active.numel():
-        x[:, active] = xa
+    chunk = cpu_chunk(y.shape[0]) if y.device.type == "cpu" else batch
+    if batch <= chunk:
+        x = _iterate(y, s, x, ops, inv_sens, n_iter, tol)
+    else:
+        parts = []
+        for i in range(0, batch, chunk):
+            cols = slice(i, i + chunk)
+            sc = s if (s is None or s.shape[1] == 1) else s[:, cols].contiguous()
+            parts.append(_iterate(y[:, cols].contiguous(), sc, x[:, cols].contiguous(), ops, inv_sens, n_iter, tol))
+        x = torch.cat(parts, dim=1)
     return x.t().contiguous().reshape(batch, 1, *projector.geometry.image_shape)
