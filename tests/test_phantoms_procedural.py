@@ -81,7 +81,7 @@ def test_fdg_like_ratios_within_configured_ranges(batch):
 
 def test_per_phantom_variation_of_activity(batch):
     grey = batch.concentrations[:, IDX["grey_matter"]]
-    # U(4.5, 7.5) has standard deviation 3/√12 ≈ 0.87.
+    # U(5, 8) has standard deviation 3/√12 ≈ 0.87.
     assert abs(float(grey.std()) - 3 / math.sqrt(12)) < 0.15
 
 

@@ -30,7 +30,7 @@ class PhantomConfig:
     scalp/skull low), so a phantom's contrast varies while the overall range stays BrainWeb-like.
     """
 
-    grey_level: tuple[float, float] = (4.5, 7.5)
+    grey_level: tuple[float, float] = (5.0, 8.0)
     grey_white_ratio: tuple[float, float] = (3.0, 5.0)
     deep_grey_ratio: tuple[float, float] = (0.8, 1.05)
     cerebellum_ratio: tuple[float, float] = (0.75, 1.0)

@@ -29,7 +29,7 @@ from petdiff.phantoms.config import (
 )
 
 _LOW_LEVEL = 0.28  # below this axial level: temporal lobes, cerebellum and brainstem instead of ventricles
-N_WARP = 3  # harmonics that make the gyri of unequal width
+N_WARP = 5  # harmonics that make the gyri of unequal width
 _CHUNK_PIXELS = 2**18  # phantoms are rendered in chunks of at most this many (super-sampled) pixels
 
 
@@ -73,13 +73,13 @@ def _draw_parameters(n: int, cfg: PhantomConfig, g: torch.Generator, device: tor
     p["head_a"], p["head_b"] = u(0.60, 0.68), u(0.72, 0.82)
     p["egg"] = u(0.0, 0.06)
     p["head_amp"], p["head_phase"] = u(0.0, 0.015, 3), u(0.0, 2 * torch.pi, 3)
-    p["scalp"], p["skull"], p["csf"] = u(0.035, 0.06), u(0.035, 0.06), u(0.0, 0.02)
+    p["scalp"], p["skull"], p["csf"] = u(0.03, 0.05), u(0.025, 0.045), u(0.0, 0.015)
     p["n_gyri"] = torch.randint(26, 37, (n,), generator=g, device=device).float()
     harmonic = torch.arange(1, N_WARP + 1, device=device)
-    p["warp"] = torch.stack([u(0.0, 1.0, N_WARP) * 2.5 / harmonic, u(0.0, 2 * torch.pi, N_WARP)], dim=-1)
-    p["tilt"], p["seed"] = u(0.5, 2.0), u(0.0, 100.0)
+    p["warp"] = torch.stack([u(0.0, 1.0, N_WARP) * 4.0 / harmonic, u(0.0, 2 * torch.pi, N_WARP)], dim=-1)
+    p["tilt"], p["seed"] = u(1.0, 3.0), u(0.0, 100.0)
     p["sulcus_min"], p["sulcus_max"] = u(0.04, 0.07), u(0.14, 0.22)
-    p["sulcus_half"], p["grey"] = u(0.004, 0.01), u(0.03, 0.045)
+    p["sulcus_half"], p["grey"] = u(0.006, 0.014), u(0.03, 0.045)
     p["cb_n_gyri"] = torch.randint(40, 61, (n,), generator=g, device=device).float()
     p["cb_warp"] = torch.stack([u(0.0, 1.0, N_WARP) * 4.0 / harmonic, u(0.0, 2 * torch.pi, N_WARP)], dim=-1)
     p["cb_tilt"], p["cb_seed"] = u(0.5, 2.0), u(0.0, 100.0)
@@ -224,10 +224,10 @@ def _low_level_lobes(
     lobes = an.ellipse_depth(u, v, 0.0, b * (1.0 - fb), a * fa, b * fb)
     has_temporal = low > 0.05
     for side in (1.0, -1.0):
-        temporal = an.ellipse_depth(u, v, side * 0.62 * a, -0.02 * b, 0.36 * a, 0.4 * b)
+        temporal = an.ellipse_depth(u, v, side * 0.6 * a, -0.08 * b, 0.38 * a, 0.5 * b)
         lobes = torch.where(has_temporal, torch.maximum(lobes, temporal), lobes)
     s = low.sqrt()
-    cerebellum = an.ellipse_depth(u, v, 0.0, -0.6 * b, 0.72 * a * s + 1e-3, 0.38 * b * s + 1e-3)
+    cerebellum = an.ellipse_depth(u, v, 0.0, -0.55 * b, 0.8 * a * s + 1e-3, 0.45 * b * s + 1e-3)
     return lobes, cerebellum
 
 
@@ -279,7 +279,7 @@ def _infratentorial(
     cerebellum_depth: torch.Tensor,
 ) -> None:
     """Cerebellum with folia (cerebellar cortex around white arbor vitae), brainstem and fourth ventricle."""
-    cv = -0.6 * b
+    cv = -0.55 * b
     psi = torch.atan2(v - cv, u)
     radius = torch.sqrt(u * u + (v - cv) ** 2)
     folia = {k: _col(p["cb_" + k]) for k in ("n_gyri", "seed", "tilt")}
