@@ -1,0 +1,123 @@
+"""Batch sources for the training loop: pairs simulated on the fly, a pair file, or an image dataset.
+
+Each yields (images, condition, class_labels) on the training device, where `images` is what the
+diffusion model learns to generate (the full-dose image or the truth in `pet` mode), `condition`
+the low-dose image (None in `images` mode) and `class_labels` one-hot labels or None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import torch
+
+from petdiff.data.images import ImageFolderDataset
+from petdiff.data.pair_file import PairFileDataset
+from petdiff.data.pairs import TARGETS, PairSimulator
+from petdiff.data.sampler import InfiniteSampler
+from petdiff.data.sources import phantom_source
+from petdiff.physics import Projector
+
+Batch = tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]
+
+
+def _check_target(target: str) -> str:
+    """The pet-mode training target, validated."""
+    if target not in TARGETS:
+        raise ValueError(f"data.target: expected one of {TARGETS}, found {target!r}")
+    return target
+
+
+class SimulatedPairBatches:
+    """Endless (target, low-dose) batches simulated from phantoms with this rank's generator."""
+
+    def __init__(self, data: Mapping[str, Any], batch: int, device: torch.device, generator: torch.Generator):
+        self.source = phantom_source(data["phantoms"], int(data["resolution"]))
+        counts, fraction = data["counts"], data["fraction"]
+        self.simulator = PairSimulator(
+            Projector(int(data["resolution"]), device=device),
+            counts=counts if isinstance(counts, (int, float)) else tuple(counts),
+            fraction=fraction if isinstance(fraction, (int, float)) else tuple(fraction),
+            n_iter=int(data["n_iter"]),
+            alpha=data.get("alpha"),
+            normalization=data["normalization"],
+        )
+        self.target = _check_target(data["target"])
+        self.batch, self.device, self.generator = batch, device, generator
+
+    def __iter__(self) -> Iterator[Batch]:
+        while True:
+            activity, labels = self.source.draw(self.batch, self.generator, self.device)
+            pairs = self.simulator(activity, labels, self.generator)
+            yield pairs.target(self.target), pairs.low_dose, None
+
+    def state_dict(self) -> None:
+        """Nothing beyond the generator, whose state the checkpoint stores."""
+        return None
+
+
+class DatasetBatches:
+    """Endless batches from a map-style dataset through the rank-disjoint InfiniteSampler."""
+
+    def __init__(
+        self,
+        dataset: torch.utils.data.Dataset,
+        batch: int,
+        device: torch.device,
+        rank: int,
+        world_size: int,
+        seed: int,
+        target: str = "full_dose",
+    ):
+        self.dataset, self.batch, self.device = dataset, batch, device
+        self.sampler = InfiniteSampler(len(dataset), rank=rank, world_size=world_size, seed=seed)
+        self.target = _check_target(target)
+
+    def __iter__(self) -> Iterator[Batch]:
+        indices = iter(self.sampler)
+        while True:
+            items = [self.dataset[next(indices)] for _ in range(self.batch)]
+            yield self._collate(items)
+
+    def _collate(self, items: list) -> Batch:
+        """Stack items of a PairFileDataset (dicts) or an ImageFolderDataset ((image, label) or image)."""
+        if isinstance(items[0], dict):
+            images = torch.stack([it[self.target] for it in items]).to(self.device)
+            condition = torch.stack([it["low_dose"] for it in items]).to(self.device)
+            return images, condition, None
+        if isinstance(items[0], (tuple, list)):
+            images = torch.stack([torch.as_tensor(it[0]) for it in items]).to(self.device)
+            labels = torch.stack([torch.as_tensor(it[1]) for it in items]).to(self.device)
+            return images, None, labels if labels.numel() and labels.shape[-1] > 0 else None
+        return torch.stack([torch.as_tensor(it) for it in items]).to(self.device), None, None
+
+    def state_dict(self) -> dict:
+        """The sampler's position (exact resume)."""
+        return self.sampler.state_dict()
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue the index stream where a saved run stopped."""
+        self.sampler.load_state_dict(state)
+
+
+def make_batches(
+    data: Mapping[str, Any],
+    batch: int,
+    device: torch.device,
+    rank: int,
+    world_size: int,
+    seed: int,
+    generator: torch.Generator,
+) -> SimulatedPairBatches | DatasetBatches:
+    """The batch source the config's `data` section asks for."""
+    mode = data["mode"]
+    if mode == "pet":
+        if data.get("path"):
+            return DatasetBatches(PairFileDataset(data["path"]), batch, device, rank, world_size, seed, data["target"])
+        return SimulatedPairBatches(data, batch, device, generator)
+    if mode == "images":
+        value_range = tuple(data["value_range"]) if data.get("value_range") is not None else None
+        dataset = ImageFolderDataset(data["path"], resolution=data.get("resolution"), value_range=value_range)
+        return DatasetBatches(dataset, batch, device, rank, world_size, seed)
+    raise ValueError(f"data.mode: expected 'pet' or 'images', found {mode!r}")

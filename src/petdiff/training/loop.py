@@ -1,0 +1,265 @@
+"""The training loop (EDM, Karras et al. 2022, as in NVlabs/edm's training_loop.py, made resumable).
+
+One step: `run.batch` images over all ranks, split into rounds of `run.batch_gpu` per rank
+(gradient accumulation); Adam with linear warm-up + cosine LR; non-finite gradients zeroed; EMA
+with half-life in images. Every `run.tick` kimg: statistics; every `snapshot_ticks` ticks: an EMA
+network snapshot (safetensors + JSON); every `state_dump_ticks` ticks: a training state from
+which the run resumes exactly. SIGINT/SIGTERM finish the step, write both, and return.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+from petdiff.diffusion.loss import EDMLoss
+from petdiff.models import AugmentPipe, build_network, count_parameters
+from petdiff.models.presets import network_config
+from petdiff.training import checkpoint, config, distributed, rundir, signals, stats
+from petdiff.training.batches import make_batches
+from petdiff.training.ema import EMA
+from petdiff.training.schedule import LRSchedule, set_learning_rate
+
+SIDECAR_DATA_KEYS = ("phantoms", "resolution", "counts", "fraction", "n_iter", "alpha", "normalization", "target")
+
+
+def _batch_sizes(run: Any, world_size: int) -> tuple[int, int, int]:
+    """(batch, per-rank batch, accumulation rounds), validated."""
+    batch = int(run.batch)
+    if batch < 1 or batch % world_size:
+        raise ValueError(
+            f"run.batch: expected a positive multiple of the number of processes {world_size}, found {batch}"
+        )
+    per_rank = batch // world_size
+    batch_gpu = int(run.batch_gpu) if run.batch_gpu else per_rank
+    if batch_gpu < 1 or per_rank % batch_gpu:
+        raise ValueError(
+            f"run.batch_gpu: expected a divisor of the per-process batch {per_rank}, found {run.batch_gpu}"
+        )
+    return batch, per_rank, per_rank // batch_gpu
+
+
+def _network_architecture(cfg: DictConfig, label_dim: int) -> dict:
+    """The network config (preset + overrides) adapted to the data: condition channel, labels, resolution."""
+    overrides = config.config_to_dict(cfg.network.overrides) if cfg.network.overrides else {}
+    arch = network_config(cfg.network.preset, **overrides)
+    if cfg.data.mode == "images":
+        arch.setdefault("cond_channels", 0)
+        arch["cond_channels"] = overrides.get("cond_channels", 0)
+        arch["label_dim"] = label_dim
+    if "img_resolution" not in overrides:
+        arch["img_resolution"] = [int(cfg.data.resolution)] * 2
+    arch["sigma_data"] = float(cfg.loss.sigma_data)
+    return arch
+
+
+def _snapshot_metadata(cfg: DictConfig, arch: dict, nimg: int) -> dict:
+    """Sidecar keys that inference needs (docs/architecture.md, 'Snapshots')."""
+    data = config.config_to_dict(cfg.data)
+    sampling = config.config_to_dict(cfg.sampling)
+    sampling.pop("network", None)
+    return {
+        "mode": cfg.data.mode,
+        "resolution": int(arch["img_resolution"][0]),
+        "normalization": data.get("normalization", "quantitative"),
+        "target": data.get("target", "full_dose"),
+        "cond_channels": int(arch.get("cond_channels", 0)),
+        "label_dim": int(arch.get("label_dim", 0)),
+        "data": {k: data[k] for k in SIDECAR_DATA_KEYS if k in data},
+        "sampling": sampling,
+        "kimg": nimg / 1000,
+        "config_hash": config.config_hash(cfg),
+    }
+
+
+def _resume_path(resume: str | None) -> Path | None:
+    """A training-state file, or the latest one inside a run folder."""
+    if not resume:
+        return None
+    path = Path(resume)
+    if path.is_dir():
+        latest = rundir.find_latest_state(path)
+        if latest is None:
+            raise ValueError(
+                f"run.resume: expected a training-state-*.pt file or a run folder holding one, found none in {path}"
+            )
+        return latest
+    if not path.is_file():
+        raise ValueError(f"run.resume: expected a training-state-*.pt file or a run folder, found nothing at {path}")
+    return path
+
+
+def train(
+    cfg: DictConfig, info: distributed.DistInfo | None = None, quiet: bool = False, max_ticks: int | None = None
+) -> Path | None:
+    """Run the experiment `cfg`; returns the run folder on rank 0 (None on other ranks).
+
+    `max_ticks` stops after that many ticks of this invocation as if interrupted (state written),
+    which is how tests check that an interrupted and resumed run equals an uninterrupted one.
+    """
+    info = info or distributed.init_distributed(cfg.run.device)
+    device = info.device
+    batch, per_rank, rounds = _batch_sizes(cfg.run, info.world_size)
+    batch_gpu = per_rank // rounds
+    total_nimg = round(float(cfg.run.kimg) * 1000)
+    tick_nimg = max(1, round(float(cfg.run.tick) * 1000))
+    resume = _resume_path(cfg.run.resume)
+
+    # Per-rank generators: data simulation and loss noise (σ, n, augmentation) are reproducible and resumable.
+    seed = distributed.rank_seed(int(cfg.run.seed), info.rank, info.world_size)
+    data_gen = torch.Generator(device).manual_seed(seed)
+    loss_gen = torch.Generator(device).manual_seed(seed + 1)
+    torch.manual_seed(seed + 2)  # dropout
+    generators = {"data": data_gen, "loss": loss_gen}
+
+    batches = make_batches(cfg.data, batch_gpu, device, info.rank, info.world_size, int(cfg.run.seed), data_gen)
+    label_dim = int(getattr(getattr(batches, "dataset", None), "label_dim", 0)) if cfg.data.get("labels") else 0
+    arch = _network_architecture(cfg, label_dim)
+    net = build_network(arch, seed=int(cfg.run.seed)).to(device).train()
+    ema = EMA(net, halflife_kimg=float(cfg.ema.halflife_kimg), rampup_ratio=cfg.ema.rampup_ratio)
+    opt = torch.optim.Adam(
+        net.parameters(),
+        lr=float(cfg.optimizer.lr_start),
+        betas=tuple(cfg.optimizer.betas),
+        eps=float(cfg.optimizer.eps),
+    )
+    lr_schedule = LRSchedule(
+        total_kimg=float(cfg.run.kimg),
+        lr_max=float(cfg.optimizer.lr_max),
+        lr_start=float(cfg.optimizer.lr_start),
+        lr_min=float(cfg.optimizer.lr_min),
+        warmup=float(cfg.optimizer.warmup),
+    )
+    loss_fn = EDMLoss(P_mean=float(cfg.loss.P_mean), P_std=float(cfg.loss.P_std), sigma_data=float(cfg.loss.sigma_data))
+    augment = config.config_to_dict(cfg.augment)
+    augment_pipe = AugmentPipe(**augment) if float(augment.get("p", 0)) > 0 else None
+
+    nimg = 0
+    if resume is not None:
+        state = checkpoint.restore_training_state(
+            resume, net=net, ema=ema, optimizer=opt, sampler=getattr(batches, "sampler", None), generators=generators
+        )
+        nimg = int(state["nimg"])
+    ddp = net
+    if info.world_size > 1:
+        ddp = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None)
+
+    run_dir = None
+    log_ctx: contextlib.AbstractContextManager = contextlib.nullcontext()
+    if info.is_main:
+        desc = cfg.run.desc or f"{cfg.data.mode}-{cfg.network.preset}-r{int(cfg.data.resolution)}-b{batch}"
+        run_dir = rundir.make_run_dir(cfg.run.run_dir, str(desc))
+        config.save_training_options(cfg, run_dir)
+        log_ctx = stats.tee_output(run_dir / "log.txt")
+    distributed.barrier()
+
+    with log_ctx, signals.stop_on_signals() as stop:
+        say = (lambda *a: None) if quiet else distributed.print0
+        say(
+            f"petdiff train: {count_parameters(net) / 1e6:.2f} M parameters, batch {batch} "
+            f"({info.world_size} process(es) x {rounds} round(s) x {batch_gpu}), {cfg.run.kimg} kimg, device {device}"
+            + (f", resumed from {resume} at {nimg / 1000:.3f} kimg" if resume else "")
+            + (f"\nrun folder: {run_dir}" if run_dir else "")
+        )
+        log = stats.StatsLog(run_dir) if run_dir else None
+        tick = stats.TickStats(device)
+        stream = iter(batches)
+        tick_start_nimg, tick_start_time, data_time = nimg, time.perf_counter(), 0.0
+        ticks_done = first_tick = nimg // tick_nimg
+
+        def save(final: bool) -> None:
+            """EMA snapshot and training state on rank 0 (DDP keeps the weights identical on every rank)."""
+            if not info.is_main:
+                return
+            kimg = nimg // 1000  # file names carry whole kimg, as in the reference
+            if final or ticks_done % int(cfg.run.snapshot_ticks) == 0:
+                checkpoint.save_network(
+                    run_dir / checkpoint.snapshot_name(kimg), ema.module, arch, _snapshot_metadata(cfg, arch, nimg)
+                )
+            if final or ticks_done % int(cfg.run.state_dump_ticks) == 0:
+                checkpoint.save_training_state(
+                    run_dir / checkpoint.training_state_name(kimg),
+                    net=net,
+                    ema=ema,
+                    optimizer=opt,
+                    nimg=nimg,
+                    config=config.config_to_dict(cfg),
+                    sampler=getattr(batches, "sampler", None),
+                    generators=generators,
+                )
+
+        while nimg < total_nimg:
+            set_learning_rate(opt, lr_schedule(nimg / 1000))
+            opt.zero_grad(set_to_none=True)
+            for r in range(rounds):
+                t0 = time.perf_counter()
+                images, condition, labels = next(stream)
+                data_time += time.perf_counter() - t0
+                sync = contextlib.nullcontext() if (r == rounds - 1 or ddp is net) else ddp.no_sync()
+                with sync:
+                    loss = loss_fn(
+                        ddp,
+                        images,
+                        condition=condition,
+                        class_labels=labels,
+                        augment_pipe=augment_pipe,
+                        generator=loss_gen,
+                    )
+                    tick.report("loss", loss.detach().mean(dim=(1, 2, 3)))
+                    loss.sum().mul(1.0 / per_rank).backward()
+            for p in net.parameters():
+                if p.grad is not None:
+                    torch.nan_to_num(p.grad, nan=0.0, posinf=1e5, neginf=-1e5, out=p.grad)
+            opt.step()
+            nimg += batch
+            ema.update(net, nimg, batch)
+            ticks_this_run = ticks_done - first_tick + (nimg - tick_start_nimg >= tick_nimg)
+            interrupted = stop.requested or (max_ticks is not None and ticks_this_run >= max_ticks)
+            stop_now = distributed.any_rank(interrupted, device)
+            if nimg >= total_nimg or stop_now or nimg - tick_start_nimg >= tick_nimg:
+                ticks_done += 1
+                elapsed = time.perf_counter() - tick_start_time
+                kimg_done = (nimg - tick_start_nimg) / 1000
+                tick.report("timing/sec_per_kimg", elapsed / max(kimg_done, 1e-9))
+                tick.report("timing/data_fraction", data_time / max(elapsed, 1e-9))
+                tick.report("lr", opt.param_groups[0]["lr"])
+                tick.report("memory/cpu_gb", stats.cpu_memory_gb())
+                for key, value in stats.gpu_memory_gb(device).items():
+                    tick.report(f"memory/gpu_{key}", value)
+                reduced = tick.reduce()
+                if log is not None:
+                    log.write(reduced, kimg=nimg / 1000)
+                say(
+                    f"tick {ticks_done:<4d} kimg {nimg / 1000:<8.3f} loss {reduced['loss']['mean']:<7.4f} "
+                    f"± {reduced['loss']['std']:<7.4f} sec/kimg {reduced['timing/sec_per_kimg']['mean']:<8.1f} "
+                    f"data {100 * reduced['timing/data_fraction']['mean']:4.1f}% "
+                    f"lr {opt.param_groups[0]['lr']:.2e} cpu {reduced['memory/cpu_gb']['mean']:.2f} GiB"
+                )
+                final = nimg >= total_nimg or stop_now
+                save(final)
+                tick_start_nimg, tick_start_time, data_time = nimg, time.perf_counter(), 0.0
+                if stop_now:
+                    say("petdiff train: stop requested; training state written, exiting")
+                    break
+        if log is not None:
+            log.close()
+        if info.world_size > 1:
+            _check_ranks_in_sync(net, device, say)
+    distributed.barrier()
+    return run_dir
+
+
+def _check_ranks_in_sync(net: torch.nn.Module, device: torch.device, say) -> None:
+    """DDP must leave identical weights on every rank: compare per-tensor checksums across ranks."""
+    local = torch.stack([p.detach().double().sum() for p in net.parameters()]).to(device)
+    reference = local.clone()
+    torch.distributed.broadcast(reference, src=0)
+    differs = distributed.any_rank(not torch.equal(local, reference), device)
+    if differs:
+        raise RuntimeError("DDP: the ranks ended with different weights")
+    say(f"weights identical on all {torch.distributed.get_world_size()} ranks")
