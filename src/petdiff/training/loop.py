@@ -110,12 +110,18 @@ def train(
     tick_nimg = max(1, round(float(cfg.run.tick) * 1000))
     resume = _resume_path(cfg.run.resume)
 
-    # Per-rank generators: data simulation and loss noise (σ, n, augmentation) are reproducible and resumable.
-    seed = distributed.rank_seed(int(cfg.run.seed), info.rank, info.world_size)
-    data_gen = torch.Generator(device).manual_seed(seed)
-    loss_gen = torch.Generator(device).manual_seed(seed + 1)
-    torch.manual_seed(seed + 2)  # dropout
+    # Per-rank generators for data simulation, loss noise (σ, n, augmentation) and dropout. They are reseeded
+    # from (seed, rank, nimg) at every tick, so a run resumed from a tick boundary replays exactly what an
+    # uninterrupted run would have drawn, on every rank (a state file only holds rank 0's RNG states).
+    data_gen, loss_gen = torch.Generator(device), torch.Generator(device)
     generators = {"data": data_gen, "loss": loss_gen}
+
+    def reseed(nimg: int) -> None:
+        """Derive this rank's generator seeds from the run seed, the rank and the images seen so far."""
+        base = distributed.rank_seed(int(cfg.run.seed) + 1_000_003 * nimg, info.rank, info.world_size) % (1 << 61)
+        data_gen.manual_seed(3 * base)
+        loss_gen.manual_seed(3 * base + 1)
+        torch.manual_seed(3 * base + 2)
 
     batches = make_batches(cfg.data, batch_gpu, device, info.rank, info.world_size, int(cfg.run.seed), data_gen)
     label_dim = int(getattr(getattr(batches, "dataset", None), "label_dim", 0)) if cfg.data.get("labels") else 0
@@ -171,6 +177,7 @@ def train(
         stream = iter(batches)
         tick_start_nimg, tick_start_time, data_time = nimg, time.perf_counter(), 0.0
         ticks_done = first_tick = nimg // tick_nimg
+        reseed(nimg)
 
         def save(final: bool) -> None:
             """EMA snapshot and training state on rank 0 (DDP keeps the weights identical on every rank)."""
@@ -243,6 +250,7 @@ def train(
                 final = nimg >= total_nimg or stop_now
                 save(final)
                 tick_start_nimg, tick_start_time, data_time = nimg, time.perf_counter(), 0.0
+                reseed(nimg)
                 if stop_now:
                     say("petdiff train: stop requested; training state written, exiting")
                     break
