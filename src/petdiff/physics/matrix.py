@@ -7,34 +7,35 @@ import torch
 
 from petdiff.physics import cache as _cache
 from petdiff.physics.geometry import Geometry
-from petdiff.physics.siddon import iter_rows
+from petdiff.physics.siddon import iter_rows, nnz_bound
 from petdiff.physics.sparse import csr
 
 
 def build_arrays(geometry: Geometry) -> dict[str, np.ndarray]:
-    """Raw CSR arrays of A: crow (int64), cols (int32), values (float32 lengths), column_sums Σ_i A[i, j] (float64)."""
-    counts, cols, values = [], [], []
+    """Raw CSR arrays of A: crow (int64), cols (int32), values (float32 lengths), column_sums Σ_i A[i, j] (float64).
+
+    Entries are written straight into buffers sized by `nnz_bound` (within 3 % of nnz), so the peak memory is
+    the matrix plus one block of lines, not the matrix twice.
+    """
+    capacity = nnz_bound(geometry)
+    cols = np.empty(capacity, dtype=np.int32)
+    values = np.empty(capacity, dtype=np.float32)
+    counts = np.empty(geometry.n_lors, dtype=np.int64)
     sums = np.zeros(geometry.n_pixels, dtype=np.float64)
+    nnz = row = 0
     for row_counts, c, v in iter_rows(geometry):
+        if nnz + c.shape[0] > capacity:  # cannot happen if the bound holds; stay correct if it does not
+            capacity = max(2 * capacity, nnz + c.shape[0])
+            cols, values = np.resize(cols, capacity), np.resize(values, capacity)
         sums += np.bincount(c, weights=v, minlength=geometry.n_pixels)  # from the exact float64 lengths
-        counts.append(row_counts)
-        cols.append(c.astype(np.int32))
-        values.append(v.astype(np.float32))
+        cols[nnz : nnz + c.shape[0]] = c
+        values[nnz : nnz + c.shape[0]] = v
+        counts[row : row + row_counts.shape[0]] = row_counts
+        nnz += c.shape[0]
+        row += row_counts.shape[0]
     crow = np.zeros(geometry.n_lors + 1, dtype=np.int64)
-    np.cumsum(np.concatenate(counts), out=crow[1:])
-    return {"crow": crow, "cols": _drain(cols, np.int32), "values": _drain(values, np.float32), "column_sums": sums}
-
-
-def _drain(pieces: list[np.ndarray], dtype: type) -> np.ndarray:
-    """Concatenate while freeing each piece as soon as it is copied (peak ≈ result + one piece, not 2× result)."""
-    out = np.empty(sum(p.shape[0] for p in pieces), dtype=dtype)
-    at = 0
-    pieces.reverse()
-    while pieces:
-        piece = pieces.pop()
-        out[at : at + piece.shape[0]] = piece
-        at += piece.shape[0]
-    return out
+    np.cumsum(counts, out=crow[1:])
+    return {"crow": crow, "cols": cols[:nnz], "values": values[:nnz], "column_sums": sums}
 
 
 def load_arrays(geometry: Geometry, cache: bool = True) -> dict[str, np.ndarray]:
@@ -94,11 +95,19 @@ def load_transposed(geometry: Geometry, arrays: dict[str, np.ndarray], cache: bo
     return arrays_t
 
 
-def normalized_values(arrays: dict[str, np.ndarray]) -> np.ndarray:
-    """A[i, j] / Σ_i A[i, j] for every stored entry (columns no line crosses stay empty)."""
+def normalized_values(arrays: dict[str, np.ndarray], inplace: bool = False, block: int = 1 << 20) -> np.ndarray:
+    """A[i, j] / Σ_i A[i, j] for every stored entry (columns no line crosses stay empty), in blocks of entries.
+
+    Blocks keep the temporary gather small; `inplace` overwrites arrays["values"] (peak memory = the matrix).
+    """
     sums = arrays["column_sums"]
     inv = np.divide(1.0, sums, out=np.zeros_like(sums), where=sums > 0).astype(np.float32)
-    return arrays["values"] * inv[arrays["cols"]]
+    values, cols = arrays["values"], arrays["cols"]
+    out = values if inplace else np.empty_like(values)
+    for start in range(0, values.shape[0], block):
+        part = slice(start, start + block)
+        np.multiply(values[part], inv[cols[part]], out=out[part])
+    return out
 
 
 def system_matrix(geometry_or_resolution: Geometry | int, normalize: bool = True, cache: bool = True) -> torch.Tensor:
@@ -108,7 +117,8 @@ def system_matrix(geometry_or_resolution: Geometry | int, normalize: bool = True
     """
     geometry = Geometry.coerce(geometry_or_resolution)
     arrays = load_arrays(geometry, cache=cache)
-    values = normalized_values(arrays) if normalize else arrays["values"]
+    # the arrays are this call's own copy: normalise in place instead of holding raw and normalised values
+    values = normalized_values(arrays, inplace=True) if normalize else arrays["values"]
     return csr(
         torch.from_numpy(arrays["crow"]),
         torch.from_numpy(arrays["cols"]),
