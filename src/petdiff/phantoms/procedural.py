@@ -137,56 +137,80 @@ def _canonical_coordinates(p: dict[str, torch.Tensor], x: torch.Tensor, y: torch
     return u, v
 
 
-def _render_labels(p: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Tissue class of every grid point (N, H, W) int64 for the phantoms described by `p`."""
-    u, v = _canonical_coordinates(p, x, y)
-    z = _col(p["level"])
-    r, theta = torch.sqrt(u * u + v * v), torch.atan2(v, u)
-
-    # Head outline: an egg-shaped ellipse (narrower in front) with small random harmonics, shrinking to the vertex.
+def _head(
+    p: dict[str, torch.Tensor], r: torch.Tensor, theta: torch.Tensor, z: torch.Tensor, low: torch.Tensor
+) -> tuple[torch.Tensor, ...]:
+    """(depth below the skin, scalp thickness, scalp+skull thickness, intracranial semi-axes a, b)."""
+    # An egg-shaped ellipse (narrower in front) with small random harmonics, shrinking towards the vertex.
     size = torch.sqrt(1.0 - 0.8 * ((z - 0.55) / 0.45).clamp(0.0, 1.0) ** 2)
-    low = ((_LOW_LEVEL - z) / _LOW_LEVEL).clamp(0.0, 1.0)  # 1 at the skull base, 0 from the ventricle levels up
     a_head, b_head = _col(p["head_a"]) * size, _col(p["head_b"]) * size * (1.0 + 0.05 * low)
     wobble = 1.0 - _col(p["egg"]) * torch.sin(theta)
-    for j in range(3):
-        wobble = wobble + p["head_amp"][:, j, None, None] * torch.cos(
-            (j + 2) * theta + p["head_phase"][:, j, None, None]
-        )
-    depth = an.ellipse_radius(theta, a_head, b_head) * wobble - r  # radial depth below the skin, > 0 inside
-
+    for j in range(p["head_amp"].shape[1]):
+        amp, phase = p["head_amp"][:, j, None, None], p["head_phase"][:, j, None, None]
+        wobble = wobble + amp * torch.cos((j + 2) * theta + phase)
+    depth = an.ellipse_radius(theta, a_head, b_head) * wobble - r
     t_scalp = _col(p["scalp"]) * (1.0 + 2.5 * low * torch.relu(-torch.sin(theta)))  # neck muscles at low levels
     t_bone = t_scalp + _col(p["skull"])
-    d_cereb = depth - t_bone - _col(p["csf"])  # depth below the brain surface
-    a_in, b_in = a_head - t_bone, b_head - t_bone  # intracranial semi-axes: deep structures scale with them
-    cerebellum_depth = torch.full_like(d_cereb, -1.0)
-    low_idx = torch.nonzero(p["level"] < _LOW_LEVEL).flatten()
-    if low_idx.numel():
-        lobes, cb = _low_level_lobes(u[low_idx], v[low_idx], low[low_idx], a_in[low_idx], b_in[low_idx])
-        d_cereb[low_idx] = torch.minimum(lobes, d_cereb[low_idx])
-        cerebellum_depth[low_idx] = torch.minimum(cb, d_cereb[low_idx] + 1.0)
+    return depth, t_scalp, t_bone, a_head - t_bone, b_head - t_bone
 
-    # Surfaces the cortex folds along: the outer surface, the interhemispheric and the Sylvian fissures.
-    cc_half = 0.42 * b_in * an.smooth_bump(z, 0.26, 0.64).sqrt()  # corpus callosum joins the hemispheres here
+
+def _fissures(
+    p: dict[str, torch.Tensor], u: torch.Tensor, v: torch.Tensor, z: torch.Tensor, a: torch.Tensor, b: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Signed distances to the interhemispheric fissure (interrupted by the corpus callosum) and the Sylvian one."""
+    far = torch.full_like(u, 1e3)
+    cc_half = 0.42 * b * an.smooth_bump(z, 0.26, 0.64).sqrt()
     d_med = torch.abs(u - _col(p["fissure_bend"]) * v * v) - _col(p["fissure_w"])
-    d_med = torch.where(torch.abs(v + 0.05 * b_in) > cc_half, d_med, torch.full_like(d_med, 1e3))
+    d_med = torch.where(torch.abs(v + 0.05 * b) > cc_half, d_med, far)
     syl = an.smooth_bump(z, 0.18, 0.5)
-    u_ins = a_in * (0.6 + 0.35 * (1.0 - syl))
-    d_syl = torch.abs(v - _col(p["sylvian_v"]) * b_in - _col(p["sylvian_k"]) * (torch.abs(u) - u_ins)) - 0.008
-    d_syl = torch.where((torch.abs(u) > u_ins) & (syl > 0.05), d_syl, torch.full_like(d_syl, 1e3))
-    medial = d_med < d_cereb
-    d_eff = torch.minimum(torch.minimum(d_cereb, d_med), d_syl)
+    u_insula = a * (0.6 + 0.35 * (1.0 - syl))
+    d_syl = torch.abs(v - _col(p["sylvian_v"]) * b - _col(p["sylvian_k"]) * (torch.abs(u) - u_insula)) - 0.008
+    d_syl = torch.where((torch.abs(u) > u_insula) & (syl > 0.05), d_syl, far)
+    return d_med, d_syl
 
-    # Gyri and sulci: the gyral phase runs along the outer surface (angle) or along the medial surface (v).
+
+def _cortex(
+    p: dict[str, torch.Tensor],
+    v: torch.Tensor,
+    r: torch.Tensor,
+    theta: torch.Tensor,
+    z: torch.Tensor,
+    d_eff: torch.Tensor,
+    medial: torch.Tensor,
+    r_mean: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(grey, sulcal CSF): the gyral phase runs along the outer surface (angle) or the medial surface (v)."""
     top = ((z - 0.5) / 0.4).clamp(0.0, 1.0)  # near the vertex the cortex is cut obliquely: deeper, thicker
     folds = {k: _col(p[k]) for k in ("n_gyri", "seed", "tilt", "sulcus_half")}
     folds["warp"] = p["warp"]
     deeper = torch.where(medial, 0.5, 1.0 + 0.6 * top)  # medial sulci are shallower, avoiding a fishbone look
     folds["sulcus_min"], folds["sulcus_max"] = _col(p["sulcus_min"]) * deeper, _col(p["sulcus_max"]) * deeper
     folds["grey"] = _col(p["grey"]) * (1.0 + 0.4 * top)
-    r_mean = 0.5 * (a_in + b_in)
     psi = torch.where(medial, v / r_mean, theta)
     radius = torch.where(medial, r_mean, r)
-    grey, sulcus = an.folded_cortex(psi, d_eff, radius, 1000.0 * medial, ~medial, folds)
+    return an.folded_cortex(psi, d_eff, radius, 1000.0 * medial, ~medial, folds)
+
+
+def _render_labels(p: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Tissue class of every grid point (N, H, W) int64 for the phantoms described by `p`."""
+    u, v = _canonical_coordinates(p, x, y)
+    z = _col(p["level"])
+    r, theta = torch.sqrt(u * u + v * v), torch.atan2(v, u)
+    low = ((_LOW_LEVEL - z) / _LOW_LEVEL).clamp(0.0, 1.0)  # 1 at the skull base, 0 from the ventricle levels up
+    depth, t_scalp, t_bone, a_in, b_in = _head(p, r, theta, z, low)
+
+    # Cerebrum: everything below the subarachnoid CSF, or the frontal/temporal lobes at low levels.
+    d_cereb = depth - t_bone - _col(p["csf"])
+    cerebellum_depth = torch.full_like(d_cereb, -1.0)
+    low_idx = torch.nonzero(p["level"] < _LOW_LEVEL).flatten()
+    if low_idx.numel():
+        lobes, cb = _low_level_lobes(u[low_idx], v[low_idx], low[low_idx], a_in[low_idx], b_in[low_idx])
+        d_cereb[low_idx] = torch.minimum(lobes, d_cereb[low_idx])
+        cerebellum_depth[low_idx] = torch.minimum(cb, d_cereb[low_idx] + 1.0)
+    d_med, d_syl = _fissures(p, u, v, z, a_in, b_in)
+    medial = d_med < d_cereb
+    d_eff = torch.minimum(torch.minimum(d_cereb, d_med), d_syl)  # depth below the nearest pial surface
+    grey, sulcus = _cortex(p, v, r, theta, z, d_eff, medial, 0.5 * (a_in + b_in))
 
     labels = torch.zeros(u.shape, dtype=torch.int64, device=u.device)
     labels[depth > 0] = SCALP
@@ -207,10 +231,9 @@ def _render_labels(p: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor)
     if low_idx.numel():
         sub = {k: t[low_idx] for k, t in p.items()}
         part = labels[low_idx]
-        cb = (cerebellum_depth[low_idx] > 0) & ~cerebrum[low_idx]
-        _infratentorial(
-            part, sub, u[low_idx], v[low_idx], low[low_idx], a_in[low_idx], b_in[low_idx], cb, cerebellum_depth[low_idx]
-        )
+        cb_mask = (cerebellum_depth[low_idx] > 0) & ~cerebrum[low_idx]
+        args = (u[low_idx], v[low_idx], low[low_idx], a_in[low_idx], b_in[low_idx])
+        _infratentorial(part, sub, *args, cb_mask, cerebellum_depth[low_idx])
         labels[low_idx] = part
     _lesions(labels, p, u, v, a_in, b_in)
     return labels
@@ -254,7 +277,7 @@ def _deep_structures(
         s_v, s_n = _col(s_v), _col(s_n)
         nv, nn, nt = vent.sqrt() * s_v, nuc.sqrt() * s_n, thal.sqrt() * s_n
         deep |= an.inside_ellipse(u, v, side * 0.15 * a, 0.2 * b, 0.07 * a * nn, 0.11 * b * nn, side * 0.4)
-        deep |= an.inside_ellipse(u, v, side * 0.36 * a, 0.0 * b, 0.075 * a * nn, 0.2 * b * nn, side * -0.15)
+        deep |= an.inside_ellipse(u, v, side * 0.36 * a, 0.0, 0.075 * a * nn, 0.2 * b * nn, side * -0.15)
         deep |= an.inside_ellipse(u, v, side * 0.1 * a, -0.14 * b, 0.1 * a * nt, 0.12 * b * nt, side * 0.2)
         y0 = _col(p["vent_y"]) * b
         origin = (side * 0.07 * a, y0)
@@ -333,9 +356,17 @@ def procedural_phantoms(
 ) -> Phantoms:
     """n random brain-like axial slices at `resolution` (32…512), reproducible from a seed or generator.
 
-    supersample = 1 samples the tissue map at pixel centres (hard edges, like the reference BrainWeb slices);
-    supersample = s > 1 renders at s× resolution and area-averages the activity (partial volume), the label
-    being the majority class of each pixel.
+    Each phantom gets a random axial level (`levels`, 0 = skull base … 1 = vertex): temporal lobes and a
+    folded cerebellum below 0.28, basal ganglia/thalami and butterfly lateral ventricles around 0.3–0.66,
+    white-matter centrum and smaller heads towards the vertex; a folded cortical ribbon with sulci
+    everywhere; random rotation/shift/scale/left-right asymmetry; optional hot and cold lesions.
+    Class activities (`concentrations`, see `PhantomConfig`) are FDG-like and on the BrainWeb scale (0…12).
+
+    supersample = 1 samples the tissue map at pixel centres (hard edges, like the reference BrainWeb slices;
+    activity == concentrations[i, labels] exactly); supersample = s > 1 renders at s× resolution and
+    area-averages the activity (partial volume), the label being the majority class of each pixel.
+    The device is `device`, else the generator's device, else CPU. On a busy CPU, torch.set_num_threads(1)
+    is often faster: the work is many small tensor operations.
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n: expected a positive int, found {n!r}")
