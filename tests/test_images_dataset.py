@@ -28,6 +28,13 @@ def test_png_folder_scaling_and_no_labels(tmp_path):
     torch.testing.assert_close(image[0], torch.from_numpy(ramp).float() / 127.5 - 1)
 
 
+def test_png_value_range(tmp_path):
+    _png(tmp_path / "a.png", np.full((4, 4), 100, np.uint8))
+    torch.testing.assert_close(ImageFolderDataset(tmp_path, value_range=(0, 200))[0][0], torch.zeros(1, 4, 4))
+    with pytest.raises(ValueError, match="value_range"):
+        ImageFolderDataset(tmp_path, value_range=(3, float("nan")))
+
+
 def test_rgb_and_16_bit_pngs(tmp_path):
     _png(tmp_path / "rgb" / "x.png", np.full((8, 8, 3), 255, np.uint8))
     assert ImageFolderDataset(tmp_path / "rgb")[0][0].shape == (3, 8, 8)

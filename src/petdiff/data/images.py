@@ -46,13 +46,27 @@ def _png_full_scale(path: Path, arr: np.ndarray) -> float:
     raise ValueError(f"{path}: expected an 8- or 16-bit PNG, found pixel dtype {arr.dtype}")
 
 
+def _check_range(value_range: tuple[float, float] | None) -> tuple[float, float] | None:
+    """None, or a finite (lo, hi) with lo < hi."""
+    if value_range is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in value_range)
+    except (TypeError, ValueError):
+        raise ValueError(f"value_range: expected None or (lo, hi), found {value_range!r}") from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
+        raise ValueError(f"value_range: expected finite (lo, hi) with lo < hi, found {value_range!r}")
+    return lo, hi
+
+
 class ImageFolderDataset(torch.utils.data.Dataset):
     """Images (C, H, W) float32 in [−1, 1] with one-hot labels, from a folder of PNGs or an .npz file.
 
-    PNGs: x/127.5 − 1 (8-bit) or x/32767.5 − 1 (16-bit); sub-folders (one level, sorted by name) are classes.
+    `value_range` (lo, hi) is mapped linearly to [−1, 1]: x ↦ 2(x − lo)/(hi − lo) − 1.
+    PNGs: default (0, 255) for 8-bit, (0, 65535) for 16-bit; each top-level sub-folder (sorted by name,
+    searched recursively) is a class.
     .npz: key `images` (or `phantoms`, or its only array) of shape (N, H, W), (N, C, H, W) or the BrainWeb
-    (N, H·W) layout; `value_range` (lo, hi) maps to [−1, 1], default (0, max) for non-negative data and
-    (min, max) otherwise; optional key `labels` (N,) integers ≥ 0.
+    (N, H·W) layout; default range (min(0, data min), data max); optional key `labels` (N,) integers ≥ 0.
     With `resolution`, (square) images of any size are resampled (area down, bilinear up); otherwise all
     images must have one size. Channels must always agree.
     """
@@ -69,12 +83,14 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         ):
             raise ValueError(f"resolution: expected a positive int or None, found {resolution!r}")
         self._target = resolution
+        self._range = _check_range(value_range)
         self._files: list[Path] = []
         self._array: np.ndarray | None = None
+        self.class_names: list[str] = []  # sub-folder names, when labels come from sub-folders
         if self.path.is_dir():
             raw_labels, shape = self._scan_folder()
         elif self.path.is_file() and self.path.suffix.lower() == ".npz":
-            raw_labels, shape = self._read_npz(value_range)
+            raw_labels, shape = self._read_npz()
         else:
             raise ValueError(f"{self.path}: expected a folder of PNG images or an .npz file, found neither")
         self.labels = raw_labels  # (N,) int64 or None
@@ -125,7 +141,7 @@ class ImageFolderDataset(torch.utils.data.Dataset):
             raise ValueError(f"{self.path}: resolution={self._target} needs square images, found {found}")
         return labels, next(iter(shapes))
 
-    def _read_npz(self, value_range: tuple[float, float] | None) -> tuple[np.ndarray | None, tuple[int, int, int]]:
+    def _read_npz(self) -> tuple[np.ndarray | None, tuple[int, int, int]]:
         """Load images (and labels) from an .npz and scale them to [−1, 1]."""
         key, arr = read_npz_array(self.path, NPZ_IMAGE_KEYS, only_array=True)
         where = f"{self.path} [{key}]"
@@ -143,13 +159,11 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         data = arr.astype(np.float32)
         if not np.isfinite(data).all():
             raise ValueError(f"{where}: expected finite values, found {int((~np.isfinite(data)).sum())} NaN/inf")
-        if value_range is None:
+        if self._range is None:
             lo = min(float(data.min()), 0.0)
             hi = max(float(data.max()), lo + 1e-12)  # an all-zero dataset maps to −1
         else:
-            lo, hi = (float(v) for v in value_range)
-            if not hi > lo:
-                raise ValueError(f"value_range: expected (lo, hi) with lo < hi, found {value_range!r}")
+            lo, hi = self._range
         self._array = (data - lo) / (hi - lo) * 2.0 - 1.0
         labels = None
         with np.load(self.path, allow_pickle=False) as npz:
@@ -185,7 +199,8 @@ class ImageFolderDataset(torch.utils.data.Dataset):
             return torch.from_numpy(self._array[index])
         f = self._files[index]
         arr = _png_array(f)
-        scaled = arr.astype(np.float32) / _png_full_scale(f, arr) * 2.0 - 1.0
+        lo, hi = self._range if self._range is not None else (0.0, _png_full_scale(f, arr))
+        scaled = (arr.astype(np.float32) - lo) / (hi - lo) * 2.0 - 1.0
         return torch.from_numpy(scaled)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
