@@ -1,0 +1,103 @@
+"""Loading a trained network snapshot for inference: weights + sidecar, checked against the inference contract."""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from petdiff.data.normalization import NORMALIZATIONS
+from petdiff.models import build_network
+from petdiff.training.checkpoint import load_network, sidecar_path
+from petdiff.training.distributed import select_device
+
+MODES = ("pet", "images")
+DEFAULT_WEIGHTS = "default.safetensors"
+
+
+def default_weights_dir() -> Path:
+    """The folder of the weights shipped with petdiff (src/petdiff/weights)."""
+    return Path(str(importlib.resources.files("petdiff") / "weights"))
+
+
+@dataclass
+class LoadedModel:
+    """A network snapshot ready for sampling: `net` (EDMPrecond in eval mode on its device), sidecar `meta`, `path`."""
+
+    net: torch.nn.Module
+    meta: dict[str, Any]
+    path: Path
+
+    @property
+    def device(self) -> torch.device:
+        """The device the network's weights live on."""
+        return next(self.net.parameters()).device
+
+    @property
+    def mode(self) -> str:
+        """'pet' (conditioned on a low-dose image) or 'images' (unconditional / class-conditional)."""
+        return self.meta["mode"]
+
+    @property
+    def resolution(self) -> tuple[int, int]:
+        """(H, W) of the images the network was trained on."""
+        return tuple(self.net.img_resolution)
+
+
+def _resolve_path(path: str | os.PathLike | None) -> Path:
+    """The .safetensors file of `path` (or of its .json sidecar), or the shipped default weights."""
+    if path is None:
+        folder = default_weights_dir()
+        weights = folder / DEFAULT_WEIGHTS
+        if not weights.is_file() or not sidecar_path(weights).is_file():
+            raise ValueError(
+                f"network: no default weights in {folder} (expected {DEFAULT_WEIGHTS} + default.json); "
+                "train a model with `petdiff train -cn=pet_cpu_64` and pass its snapshot "
+                "(--network results/<run>/network-snapshot-*.safetensors, or network=PATH for generate)"
+            )
+        return weights
+    p = Path(path)
+    if p.suffix == ".json":
+        p = p.with_suffix(".safetensors")
+    if p.suffix != ".safetensors":
+        raise ValueError(f"network: expected a '*.safetensors' snapshot or its '.json' sidecar, found {path}")
+    if not p.is_file():
+        raise ValueError(f"network: {p}: file not found")
+    return p
+
+
+def check_meta(meta: dict[str, Any], net: torch.nn.Module, where: str) -> None:
+    """Require the sidecar fields inference relies on (mode, resolution, normalization, ...) and their agreement."""
+    mode = meta.get("mode")
+    if mode not in MODES:
+        raise ValueError(f"{where}: expected field 'mode' in {MODES}, found {mode!r} (not a petdiff snapshot?)")
+    resolution = meta.get("resolution")
+    height, width = net.img_resolution
+    if resolution not in (height, [height, width]) or isinstance(resolution, bool):
+        raise ValueError(f"{where}: expected field 'resolution' = {height} (the network's), found {resolution!r}")
+    cond = net.cond_channels
+    if mode == "pet":
+        if cond != 1 or meta.get("cond_channels", 1) != 1:
+            raise ValueError(f"{where}: mode 'pet' expects a network with cond_channels = 1, found {cond}")
+        if meta.get("normalization") not in NORMALIZATIONS:
+            raise ValueError(
+                f"{where}: expected field 'normalization' in {NORMALIZATIONS}, found {meta.get('normalization')!r}"
+            )
+    elif cond != 0:
+        raise ValueError(f"{where}: mode 'images' expects an unconditional network (cond_channels = 0), found {cond}")
+    for key in ("data", "sampling"):
+        if key in meta and not isinstance(meta[key], dict):
+            raise ValueError(f"{where}: expected field {key!r} to be a dict, found {type(meta[key]).__name__}")
+
+
+def load_model(path: str | os.PathLike | None = None, device: str | torch.device | None = None) -> LoadedModel:
+    """Load a snapshot (.safetensors or its .json; None = the shipped default) onto `device` (None = CUDA if any)."""
+    weights = _resolve_path(path)
+    device = select_device(0, device)
+    net, meta = load_network(weights, build_network, device=device)
+    check_meta(meta, net, str(sidecar_path(weights)))
+    return LoadedModel(net=net.eval().requires_grad_(False), meta=meta, path=weights)
