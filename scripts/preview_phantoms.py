@@ -1,7 +1,8 @@
 """Render procedural phantoms next to BrainWeb reference slices: docs/images/phantoms_vs_brainweb.png.
 
 Rows 1-2: BrainWeb reference slices; rows 3-5: procedural phantoms sorted by axial level (point-sampled,
-as used by default); row 6: the first procedural phantoms again with partial volume (supersample=4).
+as used by default); row 6: the first procedural phantoms again with partial volume (supersample=4);
+row 7: row 4 after the Dirichlet tissue-concentration perturbation used for training pairs.
 All panels share one grey scale so activity levels can be compared.
 
 Also docs/images/procedural_levels_256.png: activity and tissue classes of one phantom per level at 256×256.
@@ -21,13 +22,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
-from petdiff.phantoms import CLASS_NAMES, PhantomConfig, load_brainweb, procedural_phantoms
+from petdiff.phantoms import CLASS_NAMES, PhantomConfig, load_brainweb, perturb_concentrations, procedural_phantoms
 from petdiff.utils.io import atomic_write
 
 REPO = Path(__file__).resolve().parents[1]
 BRAINWEB_SLICES = (5, 30, 55, 80, 105, 130, 150, 170, 190, 215, 240, 265)
 COLUMNS = 6
 VMAX = 10.0
+ALPHA = 10.0
 
 
 def render(brainweb: torch.Tensor, seed: int, resolution: int) -> bytes:
@@ -39,6 +41,11 @@ def render(brainweb: torch.Tensor, seed: int, resolution: int) -> bytes:
     panels = [(brainweb[k], f"BrainWeb slice {s}") for k, s in enumerate(BRAINWEB_SLICES)]
     panels += [(proc.activity[int(i), 0], f"procedural, level {float(proc.levels[i]):.2f}") for i in order]
     panels += [(pv.activity[int(i), 0], f"partial volume, level {float(pv.levels[i]):.2f}") for i in order[:COLUMNS]]
+    mid = order[-2 * COLUMNS : -COLUMNS]
+    perturbed = perturb_concentrations(proc.labels[mid], proc.concentrations[mid], ALPHA, generator=seed)
+    panels += [
+        (perturbed[k, 0], f"perturbed α={ALPHA:g}, level {float(proc.levels[i]):.2f}") for k, i in enumerate(mid)
+    ]
     rows = len(panels) // COLUMNS
     fig, axes = plt.subplots(rows, COLUMNS, figsize=(2.1 * COLUMNS, 2.25 * rows))
     for ax, (image, title) in zip(axes.flat, panels):
@@ -47,10 +54,11 @@ def render(brainweb: torch.Tensor, seed: int, resolution: int) -> bytes:
         ax.axis("off")
     fig.suptitle(
         f"rows 1-2: BrainWeb reference (64×64); rows 3-5: procedural phantoms (seed {seed}) by axial level; "
-        f"row 6: partial volume (supersample=4). Grey scale 0-{VMAX:g}.",
+        f"row 6: partial volume (supersample=4);\nrow 7: row 4 after Dirichlet tissue perturbation (α={ALPHA:g}). "
+        f"Grey scale 0-{VMAX:g}.",
         fontsize=9,
     )
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=80)
     plt.close(fig)
