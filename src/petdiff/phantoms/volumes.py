@@ -4,8 +4,8 @@ Orientation of NIfTI volumes: the volume is first reoriented to RAS+ (nibabel `a
 axes i → subject's Right, j → Anterior, k → Superior); slice n is k = n (inferior → superior), shown as a
 radiological axial slice: row 0 = anterior, column 0 = the subject's right, i.e.
 `slice[n][r, c] = canonical[I−1−c, J−1−r, n]`. `.npy`/`.npz` arrays are taken as they are: (H, W) is one
-slice, (N, H, W) is N slices along the first axis; the `.npz` key `phantoms` may also hold the BrainWeb
-reference layout (N, H·W).
+slice, (N, H, W) (or (N, 1, H, W)) is N slices along the first axis; under the `.npz` key `phantoms` a
+non-square 2D array is the BrainWeb reference layout (N, H·W). Values are activities: finite and ≥ 0.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def load_volume(path: str | os.PathLike, resolution: int | None = None) -> Volum
 
 
 def load_images(path: str | os.PathLike, resolution: int | None = None) -> torch.Tensor:
-    """Activity slices (N, 1, H, W) float32 from an .npy / .npz / NIfTI file (see `load_volume`)."""
+    """Activity slices (N, 1, H, W) float32 (finite, ≥ 0) from an .npy / .npz / NIfTI file (see `load_volume`)."""
     return torch.from_numpy(load_volume(path, resolution).data).unsqueeze(1)
 
 
