@@ -72,11 +72,11 @@ def test_truncated_file(tmp_path, brainweb_path):
 def test_not_an_npz(tmp_path):
     text = tmp_path / "notes.npz"
     text.write_text("hello")
-    with pytest.raises(ValueError, match="notes.npz: not a readable .npz"):
+    with pytest.raises(ValueError, match=r"notes\.npz: not a readable \.npz"):
         load_brainweb(text)
     npy = tmp_path / "plain.npy"
     np.save(npy, np.zeros((2, 16)))
-    with pytest.raises(ValueError, match="plain.npy: expected an .npz archive"):
+    with pytest.raises(ValueError, match=r"plain\.npy: expected an \.npz archive"):
         load_brainweb(npy)
 
 
@@ -89,5 +89,5 @@ def test_missing_and_directory(tmp_path):
 
 def test_pickled_objects_are_refused(tmp_path):
     path = _write(tmp_path, "obj.npz", phantoms=np.array([{"a": 1}], dtype=object))
-    with pytest.raises(ValueError, match="obj.npz"):
+    with pytest.raises(ValueError, match=r"obj\.npz"):
         load_brainweb(path)
