@@ -110,6 +110,25 @@ def normalized_values(arrays: dict[str, np.ndarray], inplace: bool = False, bloc
     return out
 
 
+def scale_in_place(
+    arrays: dict[str, np.ndarray],
+    row_factors: np.ndarray | None = None,
+    col_factors: np.ndarray | None = None,
+    block_rows: int = 1 << 12,
+) -> np.ndarray:
+    """values[e] *= r[row(e)]·c[col(e)] over blocks of rows (no nnz-sized temporaries); returns arrays["values"]."""
+    crow, cols, values = arrays["crow"], arrays["cols"], arrays["values"]
+    n_rows = crow.shape[0] - 1
+    for start in range(0, n_rows, block_rows):
+        stop = min(n_rows, start + block_rows)
+        part = slice(int(crow[start]), int(crow[stop]))
+        if row_factors is not None:
+            values[part] *= np.repeat(row_factors[start:stop].astype(values.dtype), np.diff(crow[start : stop + 1]))
+        if col_factors is not None:
+            values[part] *= col_factors.astype(values.dtype, copy=False)[cols[part]]
+    return values
+
+
 def system_matrix(geometry_or_resolution: Geometry | int, normalize: bool = True, cache: bool = True) -> torch.Tensor:
     """A ∈ R^{d×p} (d = n_angles·n_bins, p = H²) of Siddon lengths as sparse CSR float32; Σ_i A[i, j] = 1 if normalize.
 

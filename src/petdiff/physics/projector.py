@@ -9,7 +9,7 @@ import torch
 
 from petdiff.physics import sparse
 from petdiff.physics.geometry import Geometry
-from petdiff.physics.matrix import load_arrays, load_transposed
+from petdiff.physics.matrix import load_arrays, load_transposed, scale_in_place
 from petdiff.utils.validation import check_image_batch, check_non_negative
 
 
@@ -72,18 +72,10 @@ class Projector:
         mu = None if attenuation is None else self._check_attenuation(attenuation)
         a = load_arrays(g, cache=cache)
         a_t = load_transposed(g, a, cache=cache)
-        # effective values: A[i, j]·n_j·a_i with n_j = 1/Σ_i A[i, j] (or 1) and a_i the attenuation factor
-        sums = a["column_sums"]
-        per_pixel = (
-            np.divide(1.0, sums, out=np.zeros_like(sums), where=sums > 0) if self.normalize else np.ones_like(sums)
-        )
-        per_pixel = per_pixel.astype(np.float32)
-        counts, counts_t = np.diff(a["crow"]), np.diff(a_t["crow"])
-        values = a["values"] * per_pixel[a["cols"]]
-        values_t = a_t["values"] * np.repeat(per_pixel, counts_t)
         self.attenuation: torch.Tensor | None = None
         self.attenuation_factors: torch.Tensor | None = None
-        if mu is not None:
+        factors = None
+        if mu is not None:  # a_i = exp(-Σ_j A_raw[i, j] μ_j), from the raw lengths before any scaling
             raw = sparse.csr(
                 torch.from_numpy(a["crow"]),
                 torch.from_numpy(a["cols"]),
@@ -91,10 +83,13 @@ class Projector:
                 (g.n_lors, g.n_pixels),
             )
             factors = torch.exp(-(raw @ mu.reshape(-1, 1))[:, 0]).numpy()
-            values *= np.repeat(factors, counts)
-            values_t *= factors[a_t["cols"]]
             self.attenuation = mu
             self.attenuation_factors = torch.from_numpy(factors).reshape(g.sinogram_shape)
+        # effective entries a_i·A[i, j]·n_j with n_j = 1/Σ_i A[i, j] (or 1): scaled in place, in A and in Aᵀ
+        sums = a["column_sums"]
+        per_pixel = np.divide(1.0, sums, out=np.zeros_like(sums), where=sums > 0) if self.normalize else None
+        values = scale_in_place(a, row_factors=factors, col_factors=per_pixel)
+        values_t = scale_in_place(a_t, row_factors=per_pixel, col_factors=factors)
 
         def tensor(arrays: dict[str, np.ndarray], vals: np.ndarray, shape: tuple[int, int]) -> torch.Tensor:
             return sparse.csr(
