@@ -175,6 +175,15 @@ def test_round_sigma_is_identity_and_sigma_range_is_kept():
     assert tiny_precond().config["sigma_max"] == "inf"
 
 
+def test_channels_last_option_gives_the_same_result():
+    net = randomize_(tiny_precond(), seed=6).eval()
+    plain = build_network({**net.config, "channels_last": False}).eval()
+    plain.load_state_dict(net.state_dict())
+    x, y = torch.randn(2, 1, 16, 16), torch.randn(2, 1, 16, 16)
+    torch.testing.assert_close(net(x, 0.8, condition=y), plain(x, 0.8, condition=y), rtol=1e-4, atol=1e-5)
+    assert all(t.is_contiguous() for t in net.state_dict().values())  # savable with safetensors as is
+
+
 def test_bfloat16_autocast_is_close_and_returns_float32():
     net = randomize_(tiny_precond(), seed=5).eval()
     amp = build_network({**net.config, "use_amp": True})

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from petdiff.models import DhariwalUNet, SelfAttention, UNetBlock, build_network, count_parameters
-from petdiff.models.layers import PositionalEmbedding, conv2d, downsample, kaiming_uniform_, upsample
+from petdiff.models.layers import PositionalEmbedding, conv2d, downsample, dropout, kaiming_uniform_, upsample
 
 REFERENCE_PARAMS = 57.09e6
 
@@ -155,6 +155,18 @@ def test_label_dropout_drops_whole_labels_at_the_expected_rate():
     assert bool((is_kept ^ is_dropped).all())  # each row is exactly one of the two
     rate = is_dropped.float().mean().item()
     assert abs(rate - 0.3) < 5 * math.sqrt(0.3 * 0.7 / n)
+
+
+def test_dropout_is_inverted_bernoulli():
+    n, p = 200_000, 0.25
+    x = torch.ones(n, requires_grad=True)
+    y = dropout(x, p, training=True)
+    zero = y == 0
+    assert abs(zero.float().mean().item() - p) < 5 * math.sqrt(p * (1 - p) / n)
+    torch.testing.assert_close(y[~zero], torch.full_like(y[~zero], 1 / (1 - p)))  # E[y] = x
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, y.detach())  # ∂y/∂x = m/(1 − p)
+    assert dropout(x, p, training=False) is x and dropout(x, 0.0, training=True) is x
 
 
 def test_zero_gain_layers_are_zero():

@@ -61,6 +61,7 @@ class EDMPrecond(torch.nn.Module):
         sigma_max: float | str = math.inf,
         use_amp: bool = False,
         amp_dtype: str = "bfloat16",
+        channels_last: bool = True,
         **unet_kwargs: Any,
     ):
         super().__init__()
@@ -83,6 +84,7 @@ class EDMPrecond(torch.nn.Module):
         self.label_dim = label_dim
         self.use_amp = bool(use_amp)
         self.amp_dtype = amp_dtype
+        self.channels_last = bool(channels_last)
         unknown = sorted(set(unet_kwargs) - set(UNET_DEFAULTS))
         if unknown:
             raise ValueError(f"unet_kwargs: expected keys among {sorted(UNET_DEFAULTS)}, found unknown {unknown}")
@@ -109,6 +111,7 @@ class EDMPrecond(torch.nn.Module):
             "sigma_max": self.sigma_max if math.isfinite(self.sigma_max) else "inf",  # JSON has no infinity
             "use_amp": self.use_amp,
             "amp_dtype": self.amp_dtype,
+            "channels_last": self.channels_last,
             **kwargs,
         }
 
@@ -144,6 +147,10 @@ class EDMPrecond(torch.nn.Module):
         net_in = c.c_in * x
         if condition is not None:
             net_in = torch.cat([net_in, condition / self.sigma_data], dim=1)
+        if self.channels_last:
+            # An NHWC input makes every convolution run channels-last (faster on CPU and on CUDA tensor cores);
+            # the weights stay contiguous, so state_dicts remain directly savable with safetensors.
+            net_in = net_in.contiguous(memory_format=torch.channels_last)
         with self._autocast(x.device):
             F_x = self.model(net_in, c.c_noise.flatten(), class_labels=class_labels, augment_labels=augment_labels)
         return c.c_skip * x + c.c_out * F_x.to(torch.float32)

@@ -39,7 +39,7 @@ NETWORK_PRESETS: dict[str, dict[str, Any]] = {
 DEFAULT_PRESET = "pet_cpu_64"
 
 _PRECOND_KEYS = {"img_resolution", "img_channels", "cond_channels", "label_dim", "sigma_data", "sigma_min",
-                 "sigma_max", "use_amp", "amp_dtype"}
+                 "sigma_max", "use_amp", "amp_dtype", "channels_last"}
 
 
 def network_config(preset_or_config: str | Mapping[str, Any], **overrides: Any) -> dict[str, Any]:

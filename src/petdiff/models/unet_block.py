@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from petdiff.models.layers import conv2d, downsample, group_norm, linear, upsample
+from petdiff.models.layers import conv2d, downsample, dropout, group_norm, linear, upsample
 
 
 class SelfAttention(torch.nn.Module):
@@ -77,7 +77,7 @@ class UNetBlock(torch.nn.Module):
         h = self.conv0(self._resample(F.silu(self.norm0(x))))
         scale, shift = self.affine(emb)[:, :, None, None].to(h.dtype).chunk(2, dim=1)
         h = F.silu(torch.addcmul(shift, self.norm1(h), scale + 1))
-        h = self.conv1(F.dropout(h, p=self.dropout, training=self.training))
+        h = self.conv1(dropout(h, self.dropout, self.training))
         skip = self._resample(x)
         h = h + (self.skip(skip) if self.skip is not None else skip)
         return self.attn(h) if self.attn is not None else h
