@@ -1,0 +1,168 @@
+"""Network speed on CPU: training images/s (forward + backward + Adam, conditional, batch 8) and denoiser evaluations/s.
+
+Prints one JSON object. Each timed iteration is measured separately; we report the median and the best wall-clock
+throughput (the best is the least disturbed by other processes on a shared machine) and the median throughput per
+CPU-second of this process (insensitive to time slices lost to other processes; compare at equal thread counts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+
+import torch
+
+from petdiff.diffusion.loss import EDMLoss
+from petdiff.models import build_network, count_parameters
+
+NETWORKS = {
+    "pet_reference_64": ("pet_reference_64", {}),
+    "pet_cpu_64": ("pet_cpu_64", {}),
+    # The reference's 32-channel network (3.6 M parameters): same as pet_reference_64 at model_channels=32.
+    "reference_32ch_64": ("pet_reference_64", {"model_channels": 32}),
+}
+VARIANTS = {
+    "fp32": {},
+    "fp32_contiguous": {"channels_last": False},
+    "bf16_autocast": {"use_amp": True, "amp_dtype": "bfloat16"},
+}
+REFERENCE = {"pet_reference_64": {"train": 0.7, "eval": 3.0}, "reference_32ch_64": {"train": 8.8, "eval": 32.5}}
+
+
+def log(*args) -> None:
+    print(*args, file=sys.stderr, flush=True)
+
+
+def time_iterations(fn, warmup: int, iters: int) -> tuple[list[float], list[float]]:
+    """Wall-clock and process-CPU seconds of each timed call."""
+    for _ in range(warmup):
+        fn()
+    wall, cpu = [], []
+    for _ in range(iters):
+        t0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return wall, cpu
+
+
+def summarize(times: tuple[list[float], list[float]], batch: int) -> dict:
+    wall, cpu = times
+    return {
+        "img_per_s_median": round(batch / statistics.median(wall), 3),
+        "img_per_s_best": round(batch / min(wall), 3),
+        "img_per_cpu_s_median": round(batch / statistics.median(cpu), 3),
+        "iterations": len(wall),
+    }
+
+
+def inputs(net, batch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Generator]:
+    gen = torch.Generator().manual_seed(seed)
+    h, w = net.img_resolution
+    images = torch.randn(batch, net.img_channels, h, w, generator=gen) * 0.5
+    condition = torch.randn(batch, net.cond_channels, h, w, generator=gen) * 0.5
+    return images, condition, gen
+
+
+def train_step_fn(net, model, batch: int):
+    """One optimisation step of the conditional EDM loss; `model` may be a compiled wrapper of `net`."""
+    images, condition, gen = inputs(net, batch, 0)
+    loss_fn = EDMLoss()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-4)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model, images, condition=condition, generator=gen)
+        loss.sum().div(batch).backward()
+        opt.step()
+
+    return step
+
+
+def eval_fn(net, model, batch: int):
+    """One denoiser evaluation D(x; σ) without autograd."""
+    x, condition, _ = inputs(net, batch, 1)
+    sigma = torch.full((batch,), 10.0)
+
+    def evaluate():
+        with torch.inference_mode():
+            model(x * 20, sigma, condition=condition)
+
+    return evaluate
+
+
+def bench(net, model, batch: int, warmup: int, train_iters: int, eval_iters: int) -> dict:
+    net.train()
+    train = summarize(time_iterations(train_step_fn(net, model, batch), warmup, train_iters), batch)
+    net.eval()
+    evaluation = summarize(time_iterations(eval_fn(net, model, batch), warmup, eval_iters), batch)
+    return {"train": train, "eval": evaluation}
+
+
+def bench_compiled(net, batch: int, train_iters: int, eval_iters: int) -> dict:
+    """torch.compile (inductor): compile times measured separately from the steady-state throughput."""
+    model = torch.compile(net)
+    net.eval()
+    evaluate = eval_fn(net, model, batch)
+    t0 = time.perf_counter()
+    evaluate()
+    compile_eval_s = time.perf_counter() - t0
+    net.train()
+    step = train_step_fn(net, model, batch)
+    t0 = time.perf_counter()
+    step()
+    compile_train_s = time.perf_counter() - t0
+    out = bench(net, model, batch, 0, train_iters, eval_iters)
+    return {"compile_eval_s": round(compile_eval_s, 1), "compile_train_s": round(compile_train_s, 1), **out}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=list(NETWORKS))
+    parser.add_argument("--variants", nargs="+", default=["fp32", "bf16_autocast"], choices=list(VARIANTS))
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--train-iters", type=int, default=3)
+    parser.add_argument("--eval-iters", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile of the fp32 network")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    result = {
+        "benchmark": "model",
+        "device": "cpu",
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "batch": args.batch,
+        "resolution": [64, 64],
+        "reference_img_per_s": REFERENCE,
+        "results": {},
+    }
+    for name in args.networks:
+        preset, overrides = NETWORKS[name]
+        entry: dict = {}
+        for variant in args.variants:
+            net = build_network(preset, seed=0, **overrides, **VARIANTS[variant])
+            entry["params"] = count_parameters(net)
+            entry[variant] = bench(net, net, args.batch, args.warmup, args.train_iters, args.eval_iters)
+            log(name, variant, entry["params"], entry[variant])
+        if args.compile:
+            net = build_network(preset, seed=0, **overrides)
+            entry["fp32_compiled"] = bench_compiled(net, args.batch, args.train_iters, args.eval_iters)
+            log(name, "compiled", entry["fp32_compiled"])
+        if name in REFERENCE:
+            best = max(entry[v]["train"]["img_per_s_median"] for v in args.variants)
+            best_eval = max(entry[v]["eval"]["img_per_s_median"] for v in args.variants)
+            entry["speedup_vs_reference_median"] = {"train": round(best / REFERENCE[name]["train"], 2),
+                                                    "eval": round(best_eval / REFERENCE[name]["eval"], 2)}
+        result["results"][name] = entry
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
