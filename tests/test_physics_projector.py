@@ -166,3 +166,18 @@ def test_explicit_transpose_equals_dense_transpose():
     torch.testing.assert_close(a_t, a.T, rtol=0, atol=0)
     crow, cols = proj.operator.matrix_t.crow_indices().long(), proj.operator.matrix_t.col_indices().long()
     assert all(bool((cols[crow[i] + 1 : crow[i + 1]] > cols[crow[i] : crow[i + 1] - 1]).all()) for i in range(144))
+
+
+def test_pickle_and_deepcopy_round_trip():
+    import copy
+    import pickle
+
+    proj = Projector(16, attenuation=torch.full((16, 16), 0.2))
+    proj.subsets(4)
+    x = torch.rand(2, 1, 16, 16)
+    for clone in (pickle.loads(pickle.dumps(proj)), copy.deepcopy(proj)):
+        assert torch.equal(clone.forward(x), proj.forward(x))
+        assert torch.equal(
+            clone.subsets(4)[1].adjoint_flat(torch.ones(128, 1)), proj.subsets(4)[1].adjoint_flat(torch.ones(128, 1))
+        )
+        assert clone.geometry == proj.geometry and torch.equal(clone.attenuation_factors, proj.attenuation_factors)

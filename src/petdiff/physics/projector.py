@@ -30,6 +30,24 @@ class SparseOperator:
         sens = sparse.row_sums(matrix_t).to(matrix_t.values().dtype)[:, None]
         return cls(matrix, matrix_t, sens, lors)
 
+    def __getstate__(self) -> dict:
+        # sparse CSR tensors cannot be pickled (spawned DataLoader workers, deepcopy): store their parts
+        def parts(m: torch.Tensor) -> tuple:
+            return (m.crow_indices(), m.col_indices(), m.values(), tuple(m.shape))
+
+        return {
+            "matrix": parts(self.matrix),
+            "matrix_t": parts(self.matrix_t),
+            "sensitivity": self.sensitivity,
+            "lors": self.lors,
+        }
+
+    def __setstate__(self, state: dict) -> None:
+        self.matrix = sparse.csr(*state["matrix"])
+        self.matrix_t = sparse.csr(*state["matrix_t"])
+        self.sensitivity = state["sensitivity"]
+        self.lors = state["lors"]
+
     def forward_flat(self, x: torch.Tensor) -> torch.Tensor:
         """A·X for X of shape (p, B) → (d_sub, B)."""
         return self.matrix @ x
