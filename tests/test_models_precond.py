@@ -166,6 +166,8 @@ def test_presets_and_unknown_fields():
         EDMPrecond(16, 1, bogus=1)
     with pytest.raises(ValueError, match="img_resolution"):
         build_network({"img_channels": 1})
+    with pytest.raises(ValueError, match="sigma_max"):
+        build_network("pet_cpu_64", sigma_max="large")
 
 
 def test_round_sigma_is_identity_and_sigma_range_is_kept():

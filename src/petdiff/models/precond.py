@@ -71,11 +71,11 @@ class EDMPrecond(torch.nn.Module):
                 raise ValueError(f"{name}: expected an int ≥ {low}, found {value!r}")
         if amp_dtype not in AMP_DTYPES:
             raise ValueError(f"amp_dtype: expected one of {sorted(AMP_DTYPES)}, found {amp_dtype!r}")
-        self.sigma_data = float(sigma_data)
+        self.sigma_data = _as_float("sigma_data", sigma_data)
         if not (math.isfinite(self.sigma_data) and self.sigma_data > 0):
             raise ValueError(f"sigma_data: expected a positive finite number, found {sigma_data!r}")
-        self.sigma_min = float(sigma_min)
-        self.sigma_max = float(sigma_max)
+        self.sigma_min = _as_float("sigma_min", sigma_min)
+        self.sigma_max = _as_float("sigma_max", sigma_max)  # "inf" (as stored in JSON configs) is accepted
         if not 0 <= self.sigma_min < self.sigma_max:
             raise ValueError(f"sigma_min, sigma_max: expected 0 ≤ sigma_min < sigma_max, "
                              f"found {sigma_min}, {sigma_max}")
@@ -211,6 +211,14 @@ class EDMPrecond(torch.nn.Module):
         if labels.ndim != 2 or labels.shape[1] != dim or labels.shape[0] not in (1, batch):
             raise ValueError(f"{name}: expected shape ({batch}, {dim}), found {tuple(labels.shape)}")
         return labels.expand(batch, dim)
+
+
+def _as_float(name: str, value: Any) -> float:
+    """float(value), or a ValueError naming the argument."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected a number, found {value!r}") from None
 
 
 def _jsonable(value: Any) -> Any:
