@@ -164,3 +164,14 @@ def test_simulate_command_writes_readable_pairs(tmp_path, capsys):
     assert len(ds) == 5 and ds.meta["n_iter"] == 3 and ds.meta["phantoms"] == "procedural"
     assert main(["simulate", "--n", "5", "--phantoms", str(tmp_path / "missing.npz"), "--out", str(out)]) == 2
     assert "missing.npz" in capsys.readouterr().err
+
+
+def test_file_source_reads_image_arrays_and_resamples(tmp_path):
+    images = np.zeros((3, 32, 32), np.float32)
+    images[:, 8:24, 8:24] = 2.0
+    images[1] = 0.0  # an empty slice is dropped (it cannot be scaled to a count level)
+    np.save(tmp_path / "vol.npy", images)
+    source = FileSource(tmp_path / "vol.npy", resolution=16)
+    assert len(source) == 2 and source.resolution == 16 and source.labels is not None
+    with pytest.raises(ValueError, match=r"vol0\.npy"):
+        FileSource(tmp_path / "vol0.npy")

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import torch
 
-from petdiff.phantoms import brainweb_labels, load_brainweb, load_images, procedural_phantoms
+from petdiff.phantoms import brainweb_labels, load_brainweb, load_images, procedural_phantoms, resample_images
+
+
+def _is_brainweb(path: Path) -> bool:
+    """An .npz holding the reference's `phantoms` key (read lazily: only the member names)."""
+    if path.suffix != ".npz" or not path.is_file():
+        return False
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return "phantoms.npy" in zf.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False  # load_images reports the corrupt file with its own message
 
 
 class ProceduralSource:
@@ -36,16 +48,11 @@ class FileSource:
 
     def __init__(self, path: str | os.PathLike, resolution: int | None = None) -> None:
         self.path = Path(path)
-        if self.path.suffix == ".npz":
-            try:
-                activity = load_brainweb(self.path)
-            except ValueError as exc:
-                if "phantoms" not in str(exc):
-                    raise
-                activity = load_images(self.path, resolution)
+        if _is_brainweb(self.path):
+            activity = load_brainweb(self.path)
+            if resolution is not None and activity.shape[-1] != resolution:
+                activity = resample_images(activity, resolution)
         else:
-            activity = load_images(self.path, resolution)
-        if resolution is not None and activity.shape[-1] != resolution:
             activity = load_images(self.path, resolution)
         # Keep only slices with activity: an empty slice cannot be scaled to a count level.
         keep = activity.flatten(1).sum(dim=1) > 0
