@@ -45,3 +45,15 @@ def test_validation_messages_name_the_argument():
         check_non_negative("activity", torch.tensor([float("nan")]))
     with pytest.raises(ValueError, match=r"fraction: expected a number in \(0, 1\]"):
         check_fraction("fraction", 1.5)
+
+
+def test_atomic_write_uses_umask_permissions(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        with atomic_write(tmp_path / "f.txt", "w") as f:
+            f.write("x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o644
