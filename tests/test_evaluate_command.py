@@ -1,0 +1,99 @@
+"""`petdiff evaluate` end to end: a tiny untrained network on a few procedural slices, baselines-only runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from PIL import Image
+
+from petdiff.commands import evaluate as evaluate_command
+from petdiff.evaluate.pipeline import optional_model
+from petdiff.inference import model as inference_model
+from test_evaluate_support import TINY_RES, one_thread, save_tiny_snapshot
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    with one_thread():
+        yield
+
+
+@pytest.fixture
+def snapshot(tmp_path):
+    return save_tiny_snapshot(tmp_path / "net" / "network-snapshot-000000.safetensors")
+
+
+def read_json(path):
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_evaluate_with_a_tiny_network(tmp_path, snapshot, capsys):
+    out = tmp_path / "eval"
+    rc = evaluate_command.main([
+        "--network", str(snapshot), "--n-slices", "3", "--samples", "3", "--steps", "2", "--fractions", "0.5",
+        "--tune-n", "4", "--examples", "2", "--device", "cpu", "--out", str(out),
+    ])
+    assert rc == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["example_000.png", "example_002.png", "metrics.json", "metrics.md", "psnr_vs_dose.png"]
+    doc = read_json(out / "metrics.json")
+    assert doc["model"]["path"] == str(snapshot)
+    assert doc["settings"]["resolution"] == TINY_RES and doc["settings"]["slices"] == [0, 1, 2]
+    assert [r["fraction"] for r in doc["results"]] == [0.25, 0.5]
+    main = doc["results"][0]
+    assert set(main["methods"]) == {"low_dose_mlem", "early_stop_mlem", "post_filter", "posterior_mean",
+                                    "full_dose_mlem", "noiseless_mlem"}
+    psnr = main["methods"]["full_dose_mlem"]["vs_truth"]["psnr"]
+    assert psnr["n"] == 3 and psnr["mean"] > 10
+    assert "vs_full_dose" not in main["methods"]["full_dose_mlem"]  # not compared with itself
+    assert set(main["methods"]["posterior_mean"]["regions"]) >= {"grey_matter", "white_matter"}
+    calib = main["calibration"]["vs_full_dose"]
+    assert 0 <= calib["gaussian_0.9"] <= 1 and calib["samples_0.5_expected"] == pytest.approx(0.25)
+    assert len(main["per_slice_psnr_vs_truth"]["posterior_mean"]) == 3
+    assert main["baselines"]["tuned_on"]["phantoms"] == "procedural"
+    text = (out / "metrics.md").read_text(encoding="utf-8")
+    assert "posterior mean" in text and "Posterior calibration" in text
+    assert "| method | PSNR dB vs truth" in capsys.readouterr().out
+    for png in ("example_000.png", "psnr_vs_dose.png"):
+        with Image.open(out / png) as img:
+            assert img.width > 400 and img.height > 200
+
+
+def test_evaluate_baselines_only(tmp_path, capsys):
+    out = tmp_path / "eval"
+    rc = evaluate_command.main(["--no-model", "--resolution", "32", "--n-slices", "2", "--tune-n", "4",
+                                "--examples", "1", "--out", str(out)])
+    assert rc == 0
+    assert sorted(p.name for p in out.iterdir()) == ["example_001.png", "metrics.json", "metrics.md"]
+    doc = read_json(out / "metrics.json")
+    assert doc["model"] is None and "--no-model" in doc["note"]
+    assert "posterior_mean" not in doc["results"][0]["methods"] and doc["results"][0]["calibration"] is None
+    assert "Baselines only" in capsys.readouterr().err
+
+
+def test_missing_default_weights_fall_back_to_baselines(monkeypatch, tmp_path):
+    monkeypatch.setattr(inference_model, "default_weights_dir", lambda: tmp_path / "weights")
+    model, note = optional_model(None, no_model=False, device="cpu")
+    assert model is None and "no shipped model" in note and str(tmp_path / "weights") in note
+
+
+def test_bad_arguments_exit_2(tmp_path, capsys):
+    assert evaluate_command.main(["--network", str(tmp_path / "missing.safetensors"), "--out", str(tmp_path)]) == 2
+    assert "petdiff evaluate: network" in capsys.readouterr().err
+    assert evaluate_command.main(["--no-model", "--phantoms", str(tmp_path / "none.npz"), "--out", str(tmp_path)]) == 2
+    assert "none.npz" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        evaluate_command.main(["--fractions", "0.1,2"])
+
+
+def test_evaluate_brainweb_slices_have_grey_and_white_regions(tmp_path, brainweb_path):
+    out = tmp_path / "eval"
+    rc = evaluate_command.main(["--no-model", "--phantoms", str(brainweb_path), "--slices", "40-43", "--tune-n", "4",
+                                "--examples", "1", "--out", str(out)])
+    assert rc == 0
+    doc = read_json(out / "metrics.json")
+    assert doc["settings"]["slices"] == [40, 41, 42, 43]
+    assert doc["regions"]["names"] == ["grey_matter", "white_matter"] and "white matter" in doc["regions"]["definition"]
+    grey = doc["results"][0]["methods"]["low_dose_mlem"]["regions"]["grey_matter"]
+    assert grey["bias"]["n"] >= 1
