@@ -54,12 +54,3 @@ def select_columns(matrix: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
     kept_before = torch.zeros(keep.shape[0] + 1, dtype=torch.int64, device=device)
     torch.cumsum(keep, 0, out=kept_before[1:])
     return csr(kept_before[crow], mapped[keep], matrix.values()[keep], (matrix.shape[0], columns.shape[0]))
-
-
-def row_sums(matrix: torch.Tensor) -> torch.Tensor:
-    """Σ_j A[i, j] per row, accumulated in float64."""
-    crow = matrix.crow_indices().long()
-    counts = crow[1:] - crow[:-1]
-    rows = torch.repeat_interleave(torch.arange(matrix.shape[0], device=crow.device), counts)
-    out = torch.zeros(matrix.shape[0], dtype=torch.float64, device=crow.device)
-    return out.index_add_(0, rows, matrix.values().double())
