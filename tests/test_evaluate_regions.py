@@ -95,7 +95,6 @@ def test_reference_figures_on_brainweb_slices(brainweb_path):
     close(p["noiseless"] - p["full"], 26.0 - 23.75)
 
 
-@pytest.mark.slow
 def test_brainweb_grey_white_mapping_statistics(brainweb_path):
     """The documented facts about the file: grey/white separable in most slices, white usually the hotter."""
     ph = load_phantoms(brainweb_path, 64)

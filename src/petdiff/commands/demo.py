@@ -73,7 +73,7 @@ def panel(evaluation: Evaluation, result: DoseResult, samples: int) -> bytes:
         ("truth (activity)", evaluation.scans.truth[0, 0].cpu().numpy(), "activity"),
         column("full_dose_mlem", labels["full_dose_mlem"]),
         column("low_dose_mlem", f"25 % dose: {labels['low_dose_mlem']}"),
-        column("post_filter", f"25 % + Gaussian (tuned FWHM {result.settings.fwhm:g} px)"),
+        column("post_filter", f"25 % + Gaussian, FWHM {result.settings.fwhm:g} px"),
     ]
     has_model = "posterior_mean" in result.images
     if has_model:
@@ -81,9 +81,9 @@ def panel(evaluation: Evaluation, result: DoseResult, samples: int) -> bytes:
         if result.std is not None:
             cols.append(("posterior std (uncertainty)", result.std[0, 0].cpu().numpy(), "std"))
     else:
-        cols.append(column("early_stop_mlem", f"25 %: {labels['early_stop_mlem']}"))
+        cols.append(column("early_stop_mlem", f"25 % early-stopped ({result.settings.early_stop_iter} it.)"))
     title = f"petdiff demo: procedural phantom, {COUNTS:g} full-dose counts"
-    return panel_figure(cols, title + ("" if has_model else " (no model: baselines only)"))
+    return panel_figure(cols, title + ("" if has_model else " (no model: baselines only)"), ncols=3)
 
 
 def main(argv: list[str]) -> int:

@@ -165,7 +165,7 @@ def write_outputs(
     for i in example_slices(len(ids), examples):
         title = (f"slice {ids[i]} of {Path(evaluation.phantoms.source).name}, {evaluation.scans.counts:g} counts, "
                  f"dose fraction {main.fraction:g}")
-        put(f"example_{ids[i]:03d}.png", panel_figure(example_columns(evaluation, main, i), title))
+        put(f"example_{ids[i]:03d}.png", panel_figure(example_columns(evaluation, main, i), title, ncols=4))
     if len(evaluation.results) > 1:
         ordered = sorted(evaluation.results, key=lambda r: r.fraction)
         methods = [m for m in ordered[0].summary if all(m in r.summary for r in ordered)]

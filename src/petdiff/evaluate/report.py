@@ -29,10 +29,14 @@ def _png(fig) -> bytes:
 
 
 def panel_figure(
-    columns: Sequence[tuple[str, np.ndarray, str]], title: str = "", units: str = "counts / pixel", dpi: int = 110
+    columns: Sequence[tuple[str, np.ndarray, str]],
+    title: str = "",
+    units: str = "counts / pixel",
+    ncols: int | None = None,
+    dpi: int = 110,
 ) -> bytes:
-    """One row of labelled images with colour bars; kind 'activity' columns share one 0…max scale set by the first
-    two (truth, full dose), 'std' and 'error' (symmetric, diverging) have their own. Needs an activity column."""
+    """Labelled images with colour bars, `ncols` per row (default: one row); kind 'activity' panels share one
+    0…max scale set by the first two (truth, full dose), 'std' and 'error' (symmetric, diverging) have their own."""
     from matplotlib.figure import Figure
 
     activity = [img for _, img, kind in columns if kind == "activity"]
@@ -40,8 +44,12 @@ def panel_figure(
     # dose); brighter pixels of the other images saturate rather than hiding the anatomy of all of them
     vmax = max([float(np.max(activity[0]))] + [float(np.percentile(img, 99.5)) for img in activity[1:2]]) or 1.0
     n = len(columns)
-    fig = Figure(figsize=(2.45 * n, 2.75), dpi=dpi, layout="constrained")
-    axes = fig.subplots(1, n, squeeze=False)[0]
+    ncols = min(ncols or n, n)
+    nrows = -(-n // ncols)
+    fig = Figure(figsize=(2.9 * ncols, 0.5 + 2.6 * nrows), dpi=dpi, layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[n:]:
+        ax.set_axis_off()
     for ax, (label, img, kind) in zip(axes, columns):
         if kind == "activity":
             shown = ax.imshow(img, cmap=ACTIVITY_CMAP, vmin=0.0, vmax=vmax)
@@ -55,7 +63,7 @@ def panel_figure(
         ax.set_title(label, fontsize=8.5)
         ax.set_axis_off()
     if title:
-        fig.suptitle(f"{title}   (colour bars: {units})", fontsize=9.5)
+        fig.suptitle(f"{title}\ncolour bars: {units}", fontsize=9.5)
     return _png(fig)
 
 
@@ -92,14 +100,17 @@ def _cell(stat: Mapping[str, float] | None, digits: int) -> str:
 
 
 def metrics_table(summary: Mapping[str, dict], labels: Mapping[str, str] | None = None) -> str:
-    """Markdown table: method × {PSNR, SSIM, NRMSE} vs truth and vs full dose (mean ± s.e.m. over slices)."""
+    """Markdown table: method × {PSNR, paired PSNR gain over low-dose MLEM, SSIM, NRMSE} vs truth and {PSNR, SSIM,
+    NRMSE} vs full dose (mean ± s.e.m. over slices)."""
     labels = {**METHOD_LABELS, **(labels or {})}
     head = ["method"] + [f"{h} vs {ref}" for ref in ("truth", "full dose") for _, h, _ in IMAGE_COLUMNS]
+    head.insert(2, "ΔPSNR vs low dose (paired)")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, entry in summary.items():
         cells = [labels.get(name, name)]
         for ref in ("vs_truth", "vs_full_dose"):
             cells += [_cell(entry.get(ref, {}).get(key), d) for key, _, d in IMAGE_COLUMNS]
+        cells.insert(2, _cell(entry.get("vs_truth", {}).get("psnr_gain"), 2))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
