@@ -48,6 +48,16 @@ class SparseOperator:
         self.sensitivity = state["sensitivity"]
         self.lors = state["lors"]
 
+    def restrict(self, rows: torch.Tensor) -> SparseOperator:
+        """The operator on some of its LORs (increasing local row indices); `sensitivity` stays the parent's Aᵀ1.
+
+        MLEM uses this to drop LORs without counts: Y/(Aλ + s) is 0 there, so the products skip only zeros.
+        """
+        rows = rows.to(device=self.matrix.values().device, dtype=torch.int64)
+        lors = rows if self.lors is None else self.lors[rows]
+        sub, sub_t = sparse.select_rows(self.matrix, rows), sparse.select_columns(self.matrix_t, rows)
+        return SparseOperator(sub, sub_t, self.sensitivity, lors)
+
     def forward_flat(self, x: torch.Tensor) -> torch.Tensor:
         """A·X for X of shape (p, B) → (d_sub, B)."""
         return self.matrix @ x

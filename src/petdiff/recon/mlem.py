@@ -82,6 +82,21 @@ def cpu_chunk(n_rows: int) -> int:
     return max(8, min(32, (1 << 18) // max(n_rows, 1)))
 
 
+def skip_empty_lors(op: SparseOperator, counted: torch.Tensor, worth: float = 0.95) -> SparseOperator:
+    """`op` without the LORs that have no counts in any sample (`counted` (d,) bool), if that drops enough entries.
+
+    Exact: those LORs' ratios Y/(Aλ + s) are 0, so Aᵀ(ratio) and the update do not change. A BrainWeb batch
+    leaves ~16 % of the entries out (lines that miss the head).
+    """
+    local = counted if op.lors is None else counted[op.lors]
+    rows = local.nonzero().flatten()
+    crow = op.matrix.crow_indices().long()
+    kept = int((crow[rows + 1] - crow[rows]).sum()) if rows.numel() else 0
+    if kept > worth * op.matrix.values().shape[0]:
+        return op
+    return op.restrict(rows)
+
+
 def _iterate(
     y: torch.Tensor,
     s: torch.Tensor | None,
@@ -97,9 +112,7 @@ def _iterate(
         """(Y, s) restricted to each subset's LORs and to the still-active samples."""
         yc = y if cols is None else y[:, cols]
         sc = s if (s is None or cols is None or s.shape[1] == 1) else s[:, cols]
-        if len(ops) == 1:
-            return [(yc, sc)]
-        return [(yc[op.lors], None if sc is None else sc[op.lors]) for op in ops]
+        return [(yc, sc) if op.lors is None else (yc[op.lors], None if sc is None else sc[op.lors]) for op in ops]
 
     data = subset_data(None)
     active = None  # indices of the samples still iterating (None = all)
@@ -140,7 +153,8 @@ def mlem(
     with the subset's own sensitivity). With `tol`, a sample stops once ‖λ^{k+1} − λ^k‖ ≤ tol·‖λ^k‖
     (relative change of a full iteration); the others go on. `background` s: None, a float (expected
     counts on every LOR) or a tensor of expected counts broadcastable to (B, n_angles, n_bins).
-    On CPU the batch runs in chunks of `cpu_chunk(d)` samples (cache-sized sparse products).
+    LORs without counts in any sample are left out of both products (exact: their ratio is 0). On CPU the
+    batch runs in chunks of `cpu_chunk(d)` samples (cache-sized sparse products).
     """
     projector.check_sinograms("sinograms", sinograms)
     if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 0:
@@ -153,6 +167,8 @@ def mlem(
     s = _flat_background(background, projector, batch, y)
     x = _flat_init(init, projector, batch, y)
     inv_sens = [_inverse(op.sensitivity) for op in ops]
+    counted = (y > 0).any(dim=1)
+    ops = [skip_empty_lors(op, counted) for op in ops]
     chunk = cpu_chunk(y.shape[0]) if y.device.type == "cpu" else batch
     if batch <= chunk:
         x = _iterate(y, s, x, ops, inv_sens, n_iter, tol)
