@@ -33,6 +33,7 @@ def test_evaluate_with_a_tiny_network(tmp_path, snapshot, capsys):
     rc = evaluate_command.main([
         "--network", str(snapshot), "--n-slices", "3", "--samples", "3", "--steps", "2", "--fractions", "0.5",
         "--tune-n", "4", "--examples", "2", "--device", "cpu", "--out", str(out),
+        "--n-iter", "20",  # baselines at 20 iterations; the network's condition still gets its own 50
     ])
     assert rc == 0
     names = sorted(p.name for p in out.iterdir())
@@ -40,6 +41,7 @@ def test_evaluate_with_a_tiny_network(tmp_path, snapshot, capsys):
     doc = read_json(out / "metrics.json")
     assert doc["model"]["path"] == str(snapshot)
     assert doc["settings"]["resolution"] == TINY_RES and doc["settings"]["slices"] == [0, 1, 2]
+    assert doc["settings"]["n_iter"] == 20 and doc["results"][0]["baselines"]["early_stop_iter"] <= 20
     assert [r["fraction"] for r in doc["results"]] == [0.25, 0.5]
     main = doc["results"][0]
     assert set(main["methods"]) == {"low_dose_mlem", "early_stop_mlem", "post_filter", "posterior_mean",

@@ -47,12 +47,18 @@ class Evaluation:
     model_info: dict[str, Any] | None = None
 
 
-def _enhance(model: Any, low: torch.Tensor, projector: Projector, fraction: float, options: dict[str, Any]):
-    """Posterior summary of one low-dose scan batch (MLEM with the iterations the model was trained on)."""
+def _enhance(
+    model: Any, low: torch.Tensor, recon: torch.Tensor, n_iter: int, projector: Projector, fraction: float,
+    options: dict[str, Any],
+):
+    """Posterior summary of low-dose scans, conditioned on MLEM with the iterations the model was trained on
+    (`recon`, the n_iter-iteration image in low-dose units, is reused when those agree)."""
     from petdiff.inference import enhance
     from petdiff.inference.enhance import training_iterations
 
-    recon = mlem(low, projector, n_iter=training_iterations(model))
+    trained = training_iterations(model)
+    if trained != n_iter:
+        recon = mlem(low, projector, n_iter=trained)
     return enhance(model, recon, fraction, keep_samples=True, **options)
 
 
@@ -89,7 +95,8 @@ def evaluate_scans(
         std = calib = None
         if model is not None:
             options = {"samples": samples, "seeds": [seed + k for k in range(samples)], **(enhance_options or {})}
-            result = _enhance(model, scans.low[fraction], projector, fraction, options)
+            recon = images["low_dose_mlem"] * fraction
+            result = _enhance(model, scans.low[fraction], recon, n_iter, projector, fraction, options)
             images["posterior_mean"] = result.mean
             std = result.std
             if std is not None:
