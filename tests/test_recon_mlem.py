@@ -242,6 +242,11 @@ def test_attenuation_and_background_models_recover_the_phantom():
 
 def test_init_is_used(proj64):
     y = proj64.forward(phantom(1))
+    init = torch.full((1, 1, N, N), 2.0, dtype=torch.float64)
+    mlem(torch.cat([y, y * 0]), proj64, n_iter=3, tol=1e-3, init=torch.cat([init, init]))
+    mlem(y, proj64, n_iter=3, tol=0.5, init=init)
+    assert torch.equal(init, torch.full((1, 1, N, N), 2.0, dtype=torch.float64))  # the caller's tensor is untouched
+    assert mlem(y[:0], proj64, n_iter=3).shape == (0, 1, N, N)
     two = mlem(y, proj64, n_iter=2)
     torch.testing.assert_close(mlem(y, proj64, n_iter=1, init=mlem(y, proj64, n_iter=1)), two)
     torch.testing.assert_close(mlem(y, proj64, n_iter=0), torch.ones(1, 1, N, N, dtype=torch.float64))

@@ -57,7 +57,7 @@ def _flat_background(
             f"found shape {tuple(background.shape)}"
         ) from None
     check_non_negative("background", background)
-    return full.reshape(batch, -1).t().to(like).contiguous()
+    return full.reshape(batch, projector.geometry.n_lors).t().to(like).contiguous()
 
 
 def _flat_init(init: torch.Tensor | None, projector: Projector, batch: int, like: torch.Tensor) -> torch.Tensor:
@@ -70,7 +70,8 @@ def _flat_init(init: torch.Tensor | None, projector: Projector, batch: int, like
     if tuple(init.shape) != expected:
         raise ValueError(f"init: expected shape {expected}, found {tuple(init.shape)}")
     check_non_negative("init", init)
-    return init.reshape(batch, p).t().to(like).contiguous()
+    # always a fresh buffer: the iterations write converged samples into it, never into the caller's tensor
+    return torch.empty((p, batch), dtype=like.dtype, device=like.device).copy_(init.reshape(batch, p).t())
 
 
 def cpu_chunk(n_rows: int) -> int:
@@ -163,7 +164,7 @@ def mlem(
         raise ValueError(f"tol: expected None or a positive finite number, found {tol!r}")
     ops = projector.subsets(subsets)
     batch = sinograms.shape[0]
-    y = projector.follow(sinograms).reshape(batch, -1).t().contiguous()
+    y = projector.follow(sinograms).reshape(batch, projector.geometry.n_lors).t().contiguous()
     s = _flat_background(background, projector, batch, y)
     x = _flat_init(init, projector, batch, y)
     inv_sens = [_inverse(op.sensitivity) for op in ops]
