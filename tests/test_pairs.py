@@ -175,3 +175,21 @@ def test_file_source_reads_image_arrays_and_resamples(tmp_path):
     assert len(source) == 2 and source.resolution == 16 and source.labels is not None
     with pytest.raises(ValueError, match=r"vol0\.npy"):
         FileSource(tmp_path / "vol0.npy")
+
+
+def test_random_contrast_makes_any_tissue_the_hottest(projector, phantoms):
+    activity, labels = phantoms
+    g = torch.Generator().manual_seed(0)
+    flat = torch.cat([perturb_activity(activity, labels, alpha=10.0, generator=g, flat=True) for _ in range(20)])
+    fdg = torch.cat([perturb_activity(activity, labels, alpha=200.0, generator=g) for _ in range(20)])
+    all_labels = labels.repeat(20, 1, 1, 1)
+
+    def hottest(x):
+        return torch.stack([all_labels[i][x[i] == x[i].max()][0] for i in range(x.shape[0])])
+
+    # A mild FDG-like perturbation keeps one hottest class almost always; the flat prior spreads it around.
+    assert hottest(flat).unique().numel() > hottest(fdg).unique().numel()
+    sim = PairSimulator(projector, alpha=10.0, random_contrast=1.0, n_iter=2)
+    assert sim.random_contrast == 1.0
+    with pytest.raises(ValueError, match="random_contrast"):
+        PairSimulator(projector, random_contrast=1.5)

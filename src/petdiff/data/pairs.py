@@ -59,12 +59,18 @@ def _range(name: str, value: Range, check) -> tuple[float, float]:
 
 
 def perturb_activity(
-    activity: torch.Tensor, labels: torch.Tensor, alpha: float, generator: torch.Generator | None = None
+    activity: torch.Tensor,
+    labels: torch.Tensor,
+    alpha: float,
+    generator: torch.Generator | None = None,
+    flat: bool = False,
 ) -> torch.Tensor:
     """Scale each tissue class o by D_o / c_o with D ~ Dirichlet(α·c) (science.md §4), c = class mean activities.
 
     Scaling (rather than overwriting with the class value) keeps partial-volume edges and texture;
     for piecewise-constant phantoms such as BrainWeb levels it is exactly the Dirichlet assignment.
+    With `flat`, c is uniform over the classes with activity (α = their number gives contrasts uniform
+    on the simplex): any tissue may come out hottest, as in the perturbed BrainWeb slices.
     """
     if labels.shape != activity.shape:
         raise ValueError(f"labels: expected the shape of activity {tuple(activity.shape)}, found {tuple(labels.shape)}")
@@ -73,7 +79,8 @@ def perturb_activity(
     pixels = class_pixel_counts(labels, n_classes)
     sums = torch.zeros_like(pixels).scatter_add_(1, index, activity.reshape(index.shape).double())
     means = (sums / pixels.clamp_min(1)).float()
-    new = perturbed_class_concentrations(labels, means, alpha, generator)
+    prior = torch.where(means > 0, torch.ones_like(means), torch.zeros_like(means)) if flat else means
+    new = perturbed_class_concentrations(labels, prior, alpha, generator)
     factor = torch.where(means > 0, new / means.clamp_min(torch.finfo(torch.float32).tiny), torch.ones_like(means))
     return activity * torch.gather(factor, 1, index).reshape(activity.shape)
 
@@ -84,6 +91,9 @@ class PairSimulator:
     `counts` (expected full-dose true counts per slice, reference 1e6 at 64×64) and `fraction`
     (low-dose fraction, reference 0.25) are numbers or (low, high) ranges: per sample, counts are
     drawn log-uniformly and fractions uniformly, so one model can learn many dose settings.
+    `alpha` enables the Dirichlet tissue perturbation (needs labels); `random_contrast` is the
+    probability that a phantom's tissue contrasts are drawn from the flat prior instead (see
+    :func:`perturb_activity`).
     """
 
     def __init__(
@@ -94,6 +104,7 @@ class PairSimulator:
         n_iter: int = 50,
         alpha: float | None = None,
         normalization: str = "quantitative",
+        random_contrast: float = 0.0,
     ) -> None:
         self.projector = projector
         self.counts = _range("counts", counts, check_positive)
@@ -102,6 +113,9 @@ class PairSimulator:
             raise ValueError(f"n_iter: expected a positive integer, found {n_iter!r}")
         self.n_iter = n_iter
         self.alpha = None if alpha is None else check_positive("alpha", alpha)
+        if not 0.0 <= float(random_contrast) <= 1.0:
+            raise ValueError(f"random_contrast: expected a probability in [0, 1], found {random_contrast!r}")
+        self.random_contrast = float(random_contrast)
         self.normalizer = Normalizer(normalization)
 
     def draw_settings(
@@ -134,7 +148,13 @@ class PairSimulator:
         if self.alpha is not None:
             if labels is None:
                 raise ValueError("labels: tissue perturbation (alpha set) needs the label map, found None")
-            activity = perturb_activity(activity, labels, self.alpha, generator)
+            perturbed = perturb_activity(activity, labels, self.alpha, generator)
+            if self.random_contrast > 0:
+                # A share of the phantoms get tissue contrasts drawn uniformly on the simplex instead.
+                flat = perturb_activity(activity, labels, self.alpha, generator, flat=True)
+                pick = torch.rand(batch, generator=generator, device=device) < self.random_contrast
+                perturbed = torch.where(pick.view(-1, 1, 1, 1), flat, perturbed)
+            activity = perturbed
 
         # Poisson means t·Aλ with t = counts / Σ Aλ per slice (the expected total true counts).
         unit = expected_sinogram(activity, self.projector, counts=1.0)

@@ -42,6 +42,7 @@ class SimulatedPairBatches:
             n_iter=int(data["n_iter"]),
             alpha=data.get("alpha"),
             normalization=data["normalization"],
+            random_contrast=float(data.get("random_contrast") or 0.0),
         )
         self.target = _check_target(data["target"])
         self.batch, self.device, self.generator = batch, device, generator
