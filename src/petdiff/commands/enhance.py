@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from petdiff.inference import enhance, load_model, reconstruct
+from petdiff.inference import Enhancement, enhance, load_model, reconstruct
 from petdiff.inference.model import LoadedModel
 from petdiff.inference.panel import enhancement_panel, panel_slices
 from petdiff.inference.settings import sampling_settings
@@ -141,8 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _write_outputs(out: Path, scan: ScanInput, low: np.ndarray, result, fraction: float, model: LoadedModel,
-                   args: argparse.Namespace) -> None:
+def _write_outputs(out: Path, scan: ScanInput, low: np.ndarray, result: Enhancement, fraction: float,
+                   model: LoadedModel, args: argparse.Namespace) -> None:
     """enhanced.npz, mean/std NIfTI and the PNG panel, each written atomically."""
     mean = result.mean.cpu().numpy()
     std = None if result.std is None else result.std.cpu().numpy()
@@ -181,6 +181,7 @@ def _run(args: argparse.Namespace) -> dict:
     if not 0 <= args.seed < 2**64 - args.samples:
         raise ValueError(f"--seed: expected an integer in [0, 2^64 - samples), found {args.seed}")
     start = time.perf_counter()
+    require_file(args.input)  # a missing INPUT is reported before any network question
     model = load_model(args.network, args.device)
     if model.mode != "pet":
         raise ValueError(f"--network: {model.path} is an unconditional network (mode {model.mode!r}); "
