@@ -97,6 +97,14 @@ def test_pet_conditions_from_a_pair_file(tmp_path, pet_snapshot):
     assert any(np.allclose(first.low_dose[0].numpy(), row) for row in stored)
 
 
+def test_conditions_follow_the_data_section(pet_snapshot):
+    model = load_model(pet_snapshot, "cpu")
+    sim = conditions_from_config(tiny_data(counts=[1e4, 1e5], fraction=0.5, n_iter=2, random_contrast=1.0), model)
+    simulator = sim.simulator
+    assert (simulator.counts, simulator.fraction, simulator.n_iter) == ((1e4, 1e5), (0.5, 0.5), 2)
+    assert simulator.random_contrast == 1.0 and simulator.normalizer.mode == "quantitative"
+
+
 def test_conditions_must_match_the_network(pet_snapshot):
     model = load_model(pet_snapshot, "cpu")
     with pytest.raises(ValueError, match="resolution"):

@@ -86,7 +86,7 @@ def _plain(value: Any) -> Any:
 
 
 def conditions_from_config(data: Mapping[str, Any], model: LoadedModel) -> ConditionSource:
-    """A ConditionSource from a config's `data` section (phantoms/path, counts, fraction, n_iter, alpha, ...).
+    """A ConditionSource from a config's `data` section (phantoms or path, counts, fraction, n_iter, alpha, ...).
 
     The section must describe the model's data: mode 'pet', the network's resolution and normalisation.
     """
@@ -121,6 +121,7 @@ def conditions_from_config(data: Mapping[str, Any], model: LoadedModel) -> Condi
         n_iter=data.get("n_iter", 50),
         alpha=data.get("alpha"),
         normalization=normalization,
+        random_contrast=float(data.get("random_contrast") or 0.0),
     )
     source = phantom_source(str(data.get("phantoms", "procedural")), resolution)
     return ConditionSource(resolution, normalization, simulator=simulator, source=source)
