@@ -181,3 +181,12 @@ def test_pickle_and_deepcopy_round_trip():
             clone.subsets(4)[1].adjoint_flat(torch.ones(128, 1)), proj.subsets(4)[1].adjoint_flat(torch.ones(128, 1))
         )
         assert clone.geometry == proj.geometry and torch.equal(clone.attenuation_factors, proj.attenuation_factors)
+
+
+def test_blockwise_float64_row_sums():
+    from petdiff.physics import sparse
+
+    m = Projector(Geometry(12, n_angles=10, n_bins=15)).operator.matrix_t
+    dense = m.to_dense().double().sum(1)
+    for block in (1, 7, 50, 1 << 22):  # blocks smaller than a row, odd sizes, one block
+        torch.testing.assert_close(sparse.row_sums(m, block_nnz=block), dense, rtol=1e-12, atol=0)

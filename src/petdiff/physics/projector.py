@@ -26,9 +26,9 @@ class SparseOperator:
     def from_pair(
         cls, matrix: torch.Tensor, matrix_t: torch.Tensor, lors: torch.Tensor | None = None
     ) -> SparseOperator:
-        """Wrap A and Aᵀ; the sensitivity Aᵀ1 comes from the adjoint's own sparse product (no nnz-sized temporary)."""
-        ones = torch.ones(matrix_t.shape[1], 1, dtype=matrix_t.values().dtype, device=matrix_t.values().device)
-        return cls(matrix, matrix_t, matrix_t @ ones, lors)
+        """Wrap A and Aᵀ; the sensitivity Aᵀ1 = Aᵀ's row sums in float64 (MLEM divides by it at every step)."""
+        sens = sparse.row_sums(matrix_t).to(matrix_t.values().dtype)[:, None]
+        return cls(matrix, matrix_t, sens, lors)
 
     def __getstate__(self) -> dict:
         # sparse CSR tensors cannot be pickled (spawned DataLoader workers, deepcopy): store their parts

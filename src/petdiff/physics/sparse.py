@@ -54,3 +54,20 @@ def select_columns(matrix: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
     kept_before = torch.zeros(keep.shape[0] + 1, dtype=torch.int64, device=device)
     torch.cumsum(keep, 0, out=kept_before[1:])
     return csr(kept_before[crow], mapped[keep], matrix.values()[keep], (matrix.shape[0], columns.shape[0]))
+
+
+def row_sums(matrix: torch.Tensor, block_nnz: int = 1 << 22) -> torch.Tensor:
+    """Σ_j A[i, j] per row, accumulated in float64 over blocks of rows (temporaries ≤ block_nnz entries)."""
+    crow = matrix.crow_indices().long()
+    values = matrix.values()
+    n_rows = matrix.shape[0]
+    out = torch.zeros(n_rows, dtype=torch.float64, device=values.device)
+    start = 0
+    while start < n_rows:
+        stop = int(torch.searchsorted(crow, crow[start] + block_nnz, right=True)) - 1
+        stop = min(n_rows, max(stop, start + 1))
+        counts = crow[start + 1 : stop + 1] - crow[start:stop]
+        rows = torch.repeat_interleave(torch.arange(stop - start, device=values.device), counts)
+        out[start:stop].index_add_(0, rows, values[crow[start] : crow[stop]].double())
+        start = stop
+    return out
