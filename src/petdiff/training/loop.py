@@ -25,7 +25,9 @@ from petdiff.training.batches import make_batches
 from petdiff.training.ema import EMA
 from petdiff.training.schedule import LRSchedule, set_learning_rate
 
-SIDECAR_DATA_KEYS = ("phantoms", "resolution", "counts", "fraction", "n_iter", "alpha", "normalization", "target")
+SIDECAR_DATA_KEYS = (
+    "phantoms", "resolution", "counts", "fraction", "n_iter", "alpha", "random_contrast", "normalization", "target",
+)
 
 
 def _batch_sizes(run: Any, world_size: int) -> tuple[int, int, int]:
