@@ -197,6 +197,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--full", action="store_true", help="also build the 512×512 matrix")
     parser.add_argument("--skip-mlem", action="store_true")
+    parser.add_argument("--skip-build", action="store_true")
     parser.add_argument("--_build", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--_with-cache", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--_mlem", type=int, help=argparse.SUPPRESS)
@@ -213,7 +214,7 @@ def main() -> None:
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "load_average_at_start": list(os.getloadavg()),
-        "build": [build_in_subprocess(n, with_cache=n <= 256) for n in sizes],
+        "build": [] if args.skip_build else [build_in_subprocess(n, with_cache=n <= 256) for n in sizes],
     }
     if not args.skip_mlem:
         result["mlem_64_batch32_50iter_speed"] = [
