@@ -2,7 +2,10 @@
 
 import sys
 
-from petdiff.commands.train import main
+from petdiff.cli import quiet_openmp
 
 if __name__ == "__main__":
+    quiet_openmp()
+    from petdiff.commands.train import main
+
     sys.exit(main(sys.argv[1:]))
