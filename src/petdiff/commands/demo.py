@@ -13,10 +13,9 @@ import time
 from pathlib import Path
 
 from petdiff.evaluate.outputs import json_safe, method_labels, result_json
-from petdiff.evaluate.pipeline import DoseResult, Evaluation, evaluate_scans, optional_model
+from petdiff.evaluate.pipeline import DoseResult, Evaluation, evaluate_scans, log_stderr, open_model
 from petdiff.evaluate.report import panel_figure
 from petdiff.evaluate.scans import load_phantoms
-from petdiff.training.distributed import select_device
 from petdiff.utils.io import atomic_write
 
 COUNTS, FRACTION, N_ITER, TUNE_N = 1e6, 0.25, 50, 16
@@ -90,16 +89,9 @@ def main(argv: list[str]) -> int:
     """Run the demo; print the metrics; write demo.png and metrics.json."""
     args = build_parser().parse_args(argv)
     start = time.perf_counter()
-
-    def log(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
-
+    log = log_stderr
     try:
-        if args.samples < 2 and not args.no_model:
-            raise ValueError(f"--samples: expected at least 2 posterior samples (for a std), found {args.samples}")
-        device = select_device(0, args.device)
-        model, note = optional_model(args.network, args.no_model, device)
-        resolution = model.resolution[0] if model is not None else 64
+        device, model, note, resolution = open_model(args.network, args.no_model, args.samples, args.device, 64)
         phantoms = load_phantoms("procedural", resolution, n_slices=1, seed=args.seed, device=device)
         options = {"steps": args.steps}
         evaluation = evaluate_scans(phantoms, COUNTS, (FRACTION,), model, args.samples, args.seed, TUNE_N, N_ITER,

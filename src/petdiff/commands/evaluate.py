@@ -14,9 +14,8 @@ import sys
 import time
 
 from petdiff.evaluate.outputs import write_outputs
-from petdiff.evaluate.pipeline import evaluate_scans, optional_model
+from petdiff.evaluate.pipeline import evaluate_scans, log_stderr, open_model
 from petdiff.evaluate.scans import load_phantoms
-from petdiff.training.distributed import select_device
 
 
 def _fractions(text: str) -> tuple[float, ...]:
@@ -73,16 +72,11 @@ def main(argv: list[str]) -> int:
     """Run the evaluation and write its files."""
     args = build_parser().parse_args(argv)
     start = time.perf_counter()
-
-    def log(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
-
+    log = log_stderr
     try:
-        if args.samples < 2 and not args.no_model:
-            raise ValueError(f"--samples: expected at least 2 posterior samples (for a std), found {args.samples}")
-        device = select_device(0, args.device)
-        model, note = optional_model(args.network, args.no_model, device)
-        resolution = model.resolution[0] if model is not None else args.resolution
+        device, model, note, resolution = open_model(
+            args.network, args.no_model, args.samples, args.device, args.resolution
+        )
         phantoms = load_phantoms(args.phantoms, resolution, args.n_slices, args.slices, args.seed, device)
         fractions = (args.fraction, *sorted(set(args.fractions) - {args.fraction}))
         log(f"{note} {len(phantoms.indices)} slices of {phantoms.source} at {resolution}×{resolution}, "

@@ -7,6 +7,7 @@ full-dose units, then scored with evaluate.scoring.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,6 +128,28 @@ def optional_model(network: str | None, no_model: bool, device: str | None = Non
     except ValueError as exc:
         return None, f"Baselines only: no --network given and no shipped model ({exc})."
     return model, f"Model: the shipped default weights ({model.path.name})."
+
+
+def open_model(
+    network: str | None, no_model: bool, samples: int, device: str | None, default_resolution: int
+) -> tuple[torch.device, Any, str, int]:
+    """The commands' common start: check the sample count, pick the device, load the model (or none).
+
+    Returns (device, model or None, note, resolution: the network's, else `default_resolution`).
+    """
+    if samples < 2 and not no_model:
+        raise ValueError(f"--samples: expected at least 2 posterior samples (for a std), found {samples}")
+    from petdiff.training.distributed import select_device
+
+    device = select_device(0, device)
+    model, note = optional_model(network, no_model, device)
+    resolution = model.resolution[0] if model is not None else default_resolution
+    return device, model, note, resolution
+
+
+def log_stderr(message: str) -> None:
+    """Progress messages of the commands go to stderr, so stdout holds only the results."""
+    print(message, file=sys.stderr, flush=True)
 
 
 def model_info(model: Any) -> dict[str, Any] | None:
