@@ -11,18 +11,24 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
-@pytest.fixture(autouse=True)
-def _deterministic_torch():
-    """Keep tests reproducible and light on the 2-core CI machine.
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    """One intra-op thread for the whole session, module-scoped fixtures included.
 
-    One intra-op thread: the test problems are small, and OpenMP threads that spin while another
-    process (a torchrun worker, a benchmark) shares the cores make them up to 10x slower.
+    The test problems are small, and OpenMP threads that spin while another process (a torchrun
+    worker, a benchmark) shares the cores make them up to 10x slower.
     """
-    torch.manual_seed(0)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _deterministic_torch():
+    """Every test starts from the same global RNG state."""
+    torch.manual_seed(0)
+    yield
 
 
 @pytest.fixture

@@ -4,18 +4,11 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from PIL import Image
 
 from petdiff.commands import demo
 from petdiff.inference import model as inference_model
-from test_evaluate_support import one_thread, save_tiny_snapshot
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with one_thread():
-        yield
+from test_evaluate_support import save_tiny_snapshot
 
 
 def test_demo_with_a_tiny_network(tmp_path, capsys):

@@ -9,15 +9,8 @@ from petdiff.evaluate.baselines import FWHM_GRID, mlem_path, run_baselines, tune
 from petdiff.phantoms import procedural_phantoms
 from petdiff.physics import Projector, poisson_sinogram, thin
 from petdiff.recon import mlem
-from test_evaluate_support import one_thread
 
 RES = 32
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with one_thread():
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -10,13 +10,7 @@ from PIL import Image
 from petdiff.commands import evaluate as evaluate_command
 from petdiff.evaluate.pipeline import optional_model
 from petdiff.inference import model as inference_model
-from test_evaluate_support import TINY_RES, one_thread, save_tiny_snapshot
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with one_thread():
-        yield
+from test_evaluate_support import TINY_RES, save_tiny_snapshot
 
 
 @pytest.fixture

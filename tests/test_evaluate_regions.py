@@ -13,13 +13,6 @@ from petdiff.evaluate.scans import load_phantoms, select_indices, simulate_scans
 from petdiff.phantoms import CLASS_NAMES
 from petdiff.physics import Projector
 from petdiff.recon import mlem
-from test_evaluate_support import one_thread
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with one_thread():
-        yield
 
 
 def layered_head(size: int = 48, grey: float = 2.0, white: float = 6.0) -> torch.Tensor:

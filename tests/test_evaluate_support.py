@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
-
-import torch
 
 from petdiff.models import build_network, network_config
 from petdiff.training.checkpoint import save_network
@@ -39,13 +36,3 @@ def save_tiny_snapshot(path: Path, resolution: int = TINY_RES) -> Path:
     }
     return save_network(path, net, config, meta)
 
-
-@contextlib.contextmanager
-def one_thread():
-    """Small tensors run fastest on one thread on a shared 2-core machine (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)

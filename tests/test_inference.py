@@ -21,7 +21,7 @@ from petdiff.inference import model as model_module
 from petdiff.inference.enhance import full_dose_scale
 from petdiff.physics import Projector, poisson_sinogram, thin
 from petdiff.recon import mlem
-from test_inference_support import RES, one_thread, save_tiny, stub_model
+from test_inference_support import RES, save_tiny, stub_model
 
 
 def low_dose_batch(batch: int = 2, seed: int = 0) -> torch.Tensor:
@@ -32,12 +32,6 @@ def low_dose_batch(batch: int = 2, seed: int = 0) -> torch.Tensor:
     return (5.0 + 20.0 * disc + 3.0 * torch.rand(batch, 1, RES, RES, generator=g)) * (1 + torch.arange(batch)).view(
         -1, 1, 1, 1
     )
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with one_thread():
-        yield
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import torch
@@ -63,13 +62,3 @@ def stub_model(tau: float = 0.0, normalization: str = "quantitative", **meta) ->
     return LoadedModel(net=StubNet(tau).eval(), meta={**PET_META, "normalization": normalization, **meta},
                        path=Path("stub.safetensors"))
 
-
-@contextlib.contextmanager
-def one_thread():
-    """Tiny networks run fastest on one thread, above all on a shared 2-core machine (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)

@@ -13,15 +13,6 @@ from petdiff.phantoms import log_standard_gamma, sample_dirichlet, sample_gamma
 N = 40_000
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Many small tensor ops: on a busy 2-core machine one thread avoids costly thread hand-offs."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.mark.parametrize("shape", [0.05, 0.3, 1.0, 2.5, 40.0])
 def test_gamma_matches_distribution(shape):
     x = sample_gamma(torch.full((N,), shape, dtype=torch.float64), torch.Generator().manual_seed(1))

@@ -14,15 +14,6 @@ IDX = {name: k for k, name in enumerate(CLASS_NAMES)}
 HEAD_THRESHOLD = 0.5  # BrainWeb's smallest non-zero level is 1; the skull (≈ 0) is not counted as head
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Many small tensor ops: on a busy 2-core machine one thread avoids costly thread hand-offs."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def batch():
     return procedural_phantoms(240, 64, generator=123)

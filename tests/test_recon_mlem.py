@@ -16,16 +16,6 @@ def _cache(tmp_path, monkeypatch):
     monkeypatch.setenv("PETDIFF_CACHE_DIR", str(tmp_path / "cache"))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # these 16×16 problems are far too small for threads; on a busy shared CPU a 2-thread OpenMP region
-    # per tiny sparse product costs milliseconds of waiting
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 N = 16
 
 
