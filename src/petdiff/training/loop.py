@@ -51,7 +51,6 @@ def _network_architecture(cfg: DictConfig, label_dim: int) -> dict:
     overrides = config.config_to_dict(cfg.network.overrides) if cfg.network.overrides else {}
     arch = network_config(cfg.network.preset, **overrides)
     if cfg.data.mode == "images":
-        arch.setdefault("cond_channels", 0)
         arch["cond_channels"] = overrides.get("cond_channels", 0)
         arch["label_dim"] = label_dim
     if "img_resolution" not in overrides:
