@@ -3,6 +3,10 @@
 Prints one JSON object. Each timed iteration is measured separately; we report the median and the best wall-clock
 throughput (the best is the least disturbed by other processes on a shared machine) and the median throughput per
 CPU-second of this process (insensitive to time slices lost to other processes; compare at equal thread counts).
+
+A roofline view: the FLOPs of one training step and one evaluation per image (PyTorch's FlopCounterMode: convolutions,
+matrix products, attention) and the machine's measured dense matrix-product peak at the same thread count and dtype,
+so each variant reports the GFLOP/s it sustains and the share of that peak.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import sys
 import time
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from petdiff.diffusion.loss import EDMLoss
 from petdiff.models import build_network, count_parameters
@@ -101,6 +106,35 @@ def eval_fn(net, model, batch: int):
     return evaluate
 
 
+def flops_per_image(net, batch: int) -> dict:
+    """FLOPs of one training step (forward + backward) and of one denoiser evaluation, per image."""
+    counts = {}
+    for mode, make in (("train", train_step_fn), ("eval", eval_fn)):
+        net.train(mode == "train")
+        fn = make(net, net, batch)
+        with FlopCounterMode(display=False) as counter:
+            fn()
+        counts[mode] = counter.get_total_flops() / batch
+    return counts
+
+
+def matmul_peak_gflops(dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float:
+    """Best-of-`repeats` GFLOP/s of a dense size×size matrix product: the practical compute ceiling."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    a @ b
+    best = min(time_iterations(lambda: a @ b, 0, repeats)[0])
+    return 2 * size**3 / best / 1e9
+
+
+def add_roofline(result: dict, flops: dict, peak_gflops: float) -> dict:
+    """Sustained GFLOP/s (median wall clock) and its share of the matrix-product peak, for train and eval."""
+    for mode in ("train", "eval"):
+        gflops = result[mode]["img_per_s_median"] * flops[mode] / 1e9
+        result[mode]["gflop_per_s"] = round(gflops, 1)
+        result[mode]["share_of_matmul_peak"] = round(gflops / peak_gflops, 2)
+    return result
+
+
 def bench(net, model, batch: int, warmup: int, train_iters: int, eval_iters: int) -> dict:
     net.train()
     train = summarize(time_iterations(train_step_fn(net, model, batch), warmup, train_iters), batch)
@@ -149,6 +183,8 @@ def main() -> None:
         "batch": args.batch,
         "resolution": [64, 64],
         "reference_img_per_s": REFERENCE,
+        "matmul_peak_gflop_per_s": {"fp32": round(matmul_peak_gflops(torch.float32), 1),
+                                    "bf16": round(matmul_peak_gflops(torch.bfloat16), 1)},
         "results": {},
     }
     for name in args.networks:
@@ -157,7 +193,11 @@ def main() -> None:
         for variant in args.variants:
             net = build_network(preset, seed=0, **overrides, **VARIANTS[variant])
             entry["params"] = count_parameters(net)
-            entry[variant] = bench(net, net, args.batch, args.warmup, args.train_iters, args.eval_iters)
+            entry.setdefault("gflop_per_image", {k: round(v / 1e9, 2) for k, v in flops_per_image(net, 2).items()})
+            flops = {k: v * 1e9 for k, v in entry["gflop_per_image"].items()}
+            peak = result["matmul_peak_gflop_per_s"]["bf16" if "bf16" in variant else "fp32"]
+            entry[variant] = add_roofline(bench(net, net, args.batch, args.warmup, args.train_iters, args.eval_iters),
+                                          flops, peak)
             log(name, variant, entry["params"], entry[variant])
         if args.compile:
             net = build_network(preset, seed=0, **overrides)
