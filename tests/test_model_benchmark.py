@@ -1,13 +1,10 @@
 """The model benchmark's roofline helpers: FLOP counts of a training step and an evaluation, and GFLOP/s shares."""
 
-import importlib.util
-from pathlib import Path
 
 import pytest
 
+from conftest import load_benchmark
 from petdiff.models import build_network
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "model.py"
 
 
 def small_network():
@@ -16,10 +13,7 @@ def small_network():
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_model", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("model")
 
 
 def test_a_training_step_costs_two_to_three_forward_passes(bench):
