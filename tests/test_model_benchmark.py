@@ -1,6 +1,5 @@
 """The model benchmark's roofline helpers: FLOP counts of a training step and an evaluation, and GFLOP/s shares."""
 
-
 import pytest
 
 from conftest import load_benchmark
