@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -51,9 +52,7 @@ def reference_matrix_path() -> Path:
 
 def load_benchmark(name: str):
     """Import benchmarks/<name>.py (a script folder, not a package) as a module for testing its helpers."""
-    import importlib.util
-
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    script = REPO / "benchmarks" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(f"bench_{name}", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
