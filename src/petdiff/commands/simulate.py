@@ -28,13 +28,17 @@ def _range(text: str) -> float | tuple[float, float]:
 def build_parser() -> argparse.ArgumentParser:
     """Options of `petdiff simulate`."""
     p = argparse.ArgumentParser(prog="petdiff simulate", description=__doc__)
-    p.add_argument("--phantoms", default="procedural", help="'procedural' or a BrainWeb .npz / .npy / NIfTI file")
+    p.add_argument("--phantoms", default="procedural",
+                   help="'procedural' (anatomy), 'fields' (random label fields), 'mixed' (half each), "
+                        "or a BrainWeb .npz / .npy / NIfTI file")
     p.add_argument("--n", type=int, required=True, help="number of pairs")
     p.add_argument("--resolution", type=int, default=64)
     p.add_argument("--counts", type=_range, default=1e6, help="full-dose expected counts, or LOW:HIGH (log-uniform)")
     p.add_argument("--fraction", type=_range, default=0.25, help="low-dose fraction, or LOW:HIGH (uniform)")
     p.add_argument("--n-iter", type=int, default=50, help="MLEM iterations")
     p.add_argument("--alpha", type=float, default=None, help="Dirichlet tissue perturbation (large = small)")
+    p.add_argument("--random-contrast", type=float, default=0.0,
+                   help="share of phantoms whose tissue contrasts are drawn uniformly on the simplex (needs --alpha)")
     p.add_argument("--normalization", default="quantitative", choices=("quantitative", "reference"))
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
@@ -52,7 +56,8 @@ def main(argv: list[str]) -> int:
     try:
         source = phantom_source(args.phantoms, args.resolution)
         projector = Projector(args.resolution, device=args.device)
-        simulator = PairSimulator(projector, args.counts, args.fraction, args.n_iter, args.alpha, args.normalization)
+        simulator = PairSimulator(projector, args.counts, args.fraction, args.n_iter, args.alpha, args.normalization,
+                                  random_contrast=args.random_contrast)
     except ValueError as exc:
         print(f"petdiff simulate: {exc}", file=sys.stderr)
         return 2
@@ -76,6 +81,7 @@ def main(argv: list[str]) -> int:
         "fraction": args.fraction,
         "n_iter": args.n_iter,
         "alpha": args.alpha,
+        "random_contrast": args.random_contrast,
         "normalization": args.normalization,
         "seed": args.seed,
     }

@@ -1,4 +1,4 @@
-"""Phantom sources for simulation: procedural phantoms (endless, seeded) or slices from a file."""
+"""Phantom sources for simulation: procedural anatomy, random label fields, a mix (endless, seeded), or a file."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from petdiff.phantoms import brainweb_labels, load_brainweb, load_images, procedural_phantoms, resample_images
+from petdiff.phantoms.label_fields import label_field_phantoms
 
 
 def _is_brainweb(path: Path) -> bool:
@@ -41,6 +42,53 @@ class ProceduralSource:
             n, self.resolution, generator=generator, lesions=self.lesions, supersample=self.supersample, device=device
         )
         return phantoms.activity, phantoms.labels
+
+
+class LabelFieldSource:
+    """Endless random piecewise-constant head phantoms (`label_field_phantoms`)."""
+
+    def __init__(self, resolution: int = 64) -> None:
+        self.resolution = resolution
+
+    def __len__(self) -> int:
+        return 0
+
+    def draw(
+        self, n: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """n new phantoms: (activity (n,1,H,W), labels (n,1,H,W))."""
+        phantoms = label_field_phantoms(n, self.resolution, generator=generator, device=device)
+        return phantoms.activity, phantoms.labels
+
+
+class MixedSource:
+    """Endless phantoms, each drawn from procedural anatomy or random label fields (share `field_share`)."""
+
+    def __init__(self, resolution: int = 64, field_share: float = 0.5) -> None:
+        if not 0.0 <= field_share <= 1.0:
+            raise ValueError(f"field_share: expected a probability in [0, 1], found {field_share!r}")
+        self.resolution = resolution
+        self.field_share = field_share
+        self.anatomy, self.fields = ProceduralSource(resolution), LabelFieldSource(resolution)
+
+    def __len__(self) -> int:
+        return 0
+
+    def draw(
+        self, n: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """n phantoms: the first Binomial(n, field_share) from label fields, the rest anatomical, shuffled."""
+        u = torch.rand(n, generator=generator, device=generator.device if generator else "cpu")
+        n_fields = int((u < self.field_share).sum())
+        parts = []
+        if n_fields:
+            parts.append(self.fields.draw(n_fields, generator, device))
+        if n - n_fields:
+            parts.append(self.anatomy.draw(n - n_fields, generator, device))
+        activity = torch.cat([p[0] for p in parts])
+        labels = torch.cat([p[1] for p in parts])
+        order = torch.randperm(n, generator=generator, device=generator.device if generator else "cpu").to(device)
+        return activity[order], labels[order]
 
 
 class FileSource:
@@ -83,8 +131,15 @@ class FileSource:
         return self.slices(index.cpu(), device)
 
 
-def phantom_source(spec: str, resolution: int = 64) -> ProceduralSource | FileSource:
-    """'procedural' → ProceduralSource; anything else is a path → FileSource."""
+GENERATED_SOURCES = ("procedural", "fields", "mixed")
+
+
+def phantom_source(spec: str, resolution: int = 64) -> ProceduralSource | LabelFieldSource | MixedSource | FileSource:
+    """'procedural' (anatomy), 'fields' (random label fields), 'mixed' (half each); anything else is a path."""
     if spec == "procedural":
         return ProceduralSource(resolution)
+    if spec == "fields":
+        return LabelFieldSource(resolution)
+    if spec == "mixed":
+        return MixedSource(resolution)
     return FileSource(spec, resolution)

@@ -9,7 +9,9 @@ from typing import Any
 
 import torch
 
+from petdiff.models.dose import DOSE_LABEL_DIM
 from petdiff.models.precond import UNET_DEFAULTS, EDMPrecond
+from petdiff.models.regression import ROLE_MEAN, RegressionUNet
 
 # The reference PET network (acec2127/dose_reduction_et, configs/config_phantoms_0.yaml): 57.09 M parameters.
 # Attention at stages 2 and 3 = 16×16 and 8×8 (plus the 8×8 bottleneck).
@@ -32,14 +34,25 @@ PET_REFERENCE_64: dict[str, Any] = {
 # attention only at the two lowest resolutions (16×16 and 8×8) where it is cheap.
 PET_CPU_64: dict[str, Any] = {**PET_REFERENCE_64, "model_channels": 32, "num_blocks": 2}
 
+# The residual-corrective pair (CorrDiff). The regression network μθ(y, d): pet_cpu_64's UNet told the dose,
+# without augmentation labels (its dihedral augmentation is an exact symmetry of the data, see models/dihedral.py)
+# and without dropout (every batch is new data). The residual diffusion model on r = x − μθ(y), conditioned on
+# (y, μθ, d): a lighter UNet (one block per stage, attention only at 8×8), since it is evaluated many times.
+PET_MEAN_64: dict[str, Any] = {**PET_CPU_64, "role": ROLE_MEAN, "label_dim": DOSE_LABEL_DIM, "augment_dim": 0,
+                               "dropout": 0.0}
+PET_RESIDUAL_64: dict[str, Any] = {**PET_CPU_64, "cond_channels": 2, "label_dim": DOSE_LABEL_DIM, "augment_dim": 0,
+                                   "num_blocks": 1, "attn_stages": [3], "dropout": 0.0}
+
 NETWORK_PRESETS: dict[str, dict[str, Any]] = {
     "pet_reference_64": PET_REFERENCE_64,
     "pet_cpu_64": PET_CPU_64,
+    "pet_mean_64": PET_MEAN_64,
+    "pet_residual_64": PET_RESIDUAL_64,
 }
 DEFAULT_PRESET = "pet_cpu_64"
 
 _PRECOND_KEYS = {"img_resolution", "img_channels", "cond_channels", "label_dim", "sigma_data", "sigma_min",
-                 "sigma_max", "use_amp", "amp_dtype", "channels_last"}
+                 "sigma_max", "use_amp", "amp_dtype", "channels_last", "role"}
 
 
 def network_config(preset_or_config: str | Mapping[str, Any], **overrides: Any) -> dict[str, Any]:
@@ -63,18 +76,25 @@ def network_config(preset_or_config: str | Mapping[str, Any], **overrides: Any) 
     return config
 
 
-def build_network(config: str | Mapping[str, Any], seed: int | None = None, **overrides: Any) -> EDMPrecond:
-    """Build an EDMPrecond from a config dict (e.g. ``net.config`` or parsed JSON) or a preset name.
+def build_network(
+    config: str | Mapping[str, Any], seed: int | None = None, **overrides: Any
+) -> EDMPrecond | RegressionUNet:
+    """Build an EDMPrecond (or, for ``role: mean``, a RegressionUNet) from a config dict or a preset name.
 
     ``seed`` makes the random initialisation reproducible without touching the global RNG stream.
     """
     config = network_config(config, **overrides)
     json.dumps(config, allow_nan=False)  # a config that cannot be written to the JSON sidecar is rejected here
+    role = config.get("role")
+    if role not in (None, ROLE_MEAN):
+        raise ValueError(f"config: field 'role': expected {ROLE_MEAN!r} or absent (a diffusion denoiser), "
+                         f"found {role!r}")
+    network_class = RegressionUNet if role == ROLE_MEAN else EDMPrecond
     if seed is None:
-        return EDMPrecond(**config)
+        return network_class(**config)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return EDMPrecond(**config)
+        return network_class(**config)
 
 
 def count_parameters(module: torch.nn.Module) -> int:

@@ -2,7 +2,8 @@
 
 Each yields (images, condition, class_labels) on the training device, where `images` is what the
 diffusion model learns to generate (the full-dose image or the truth in `pet` mode), `condition`
-the low-dose image (None in `images` mode) and `class_labels` one-hot labels or None.
+the low-dose image (None in `images` mode) and `class_labels` one-hot labels, the dose labels of
+`models.dose` (pet mode with `data.dose_labels`), or None.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from petdiff.data.pair_file import PairFileDataset
 from petdiff.data.pairs import TARGETS, PairSimulator
 from petdiff.data.sampler import InfiniteSampler
 from petdiff.data.sources import phantom_source
+from petdiff.models.dose import dose_labels
 from petdiff.physics import Projector
 
 Batch = tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]
@@ -45,13 +47,15 @@ class SimulatedPairBatches:
             random_contrast=float(data.get("random_contrast") or 0.0),
         )
         self.target = _check_target(data["target"])
+        self.with_dose = bool(data.get("dose_labels"))
         self.batch, self.device, self.generator = batch, device, generator
 
     def __iter__(self) -> Iterator[Batch]:
         while True:
             activity, labels = self.source.draw(self.batch, self.generator, self.device)
             pairs = self.simulator(activity, labels, self.generator)
-            yield pairs.target(self.target), pairs.low_dose, None
+            dose = dose_labels(pairs.counts * pairs.fraction, pairs.fraction) if self.with_dose else None
+            yield pairs.target(self.target), pairs.low_dose, dose
 
     def state_dict(self) -> None:
         """Nothing beyond the generator, whose state the checkpoint stores."""
@@ -70,10 +74,12 @@ class DatasetBatches:
         world_size: int,
         seed: int,
         target: str = "full_dose",
+        with_dose: bool = False,
     ):
         self.dataset, self.batch, self.device = dataset, batch, device
         self.sampler = InfiniteSampler(len(dataset), rank=rank, world_size=world_size, seed=seed)
         self.target = _check_target(target)
+        self.with_dose = with_dose
 
     def __iter__(self) -> Iterator[Batch]:
         indices = iter(self.sampler)
@@ -86,7 +92,11 @@ class DatasetBatches:
         if isinstance(items[0], dict):
             images = torch.stack([it[self.target] for it in items]).to(self.device)
             condition = torch.stack([it["low_dose"] for it in items]).to(self.device)
-            return images, condition, None
+            if not self.with_dose:
+                return images, condition, None
+            counts = torch.stack([it["counts"] for it in items])
+            fraction = torch.stack([it["fraction"] for it in items])
+            return images, condition, dose_labels(counts * fraction, fraction).to(self.device)
         if isinstance(items[0], (tuple, list)):
             images = torch.stack([torch.as_tensor(it[0]) for it in items]).to(self.device)
             labels = torch.stack([torch.as_tensor(it[1]) for it in items]).to(self.device)
@@ -115,7 +125,8 @@ def make_batches(
     mode = data["mode"]
     if mode == "pet":
         if data.get("path"):
-            return DatasetBatches(PairFileDataset(data["path"]), batch, device, rank, world_size, seed, data["target"])
+            return DatasetBatches(PairFileDataset(data["path"]), batch, device, rank, world_size, seed, data["target"],
+                                  with_dose=bool(data.get("dose_labels")))
         return SimulatedPairBatches(data, batch, device, generator)
     if mode == "images":
         value_range = tuple(data["value_range"]) if data.get("value_range") is not None else None

@@ -18,6 +18,7 @@ import torch
 from omegaconf import DictConfig
 
 from petdiff.diffusion.loss import EDMLoss
+from petdiff.diffusion.residual_loss import RegressionLoss, ResidualLoss
 from petdiff.models import AugmentPipe, build_network, count_parameters
 from petdiff.models.presets import network_config
 from petdiff.training import checkpoint, config, distributed, rundir, signals, stats
@@ -27,7 +28,11 @@ from petdiff.training.schedule import LRSchedule, set_learning_rate
 
 SIDECAR_DATA_KEYS = (
     "phantoms", "resolution", "counts", "fraction", "n_iter", "alpha", "random_contrast", "normalization", "target",
+    "dose_labels", "pixel_size_mm",
 )
+# loss.kind → the role the trained network plays (written to the sidecar; inference pairs them up).
+LOSS_ROLES = {"edm": "denoiser", "regression": "mean", "residual": "residual"}
+RESIDUAL_STD_BATCHES = 16  # batches over which the residual's standard deviation is measured at the start
 
 
 def _batch_sizes(run: Any, world_size: int) -> tuple[int, int, int]:
@@ -59,12 +64,24 @@ def _network_architecture(cfg: DictConfig, label_dim: int) -> dict:
     return arch
 
 
-def _snapshot_metadata(cfg: DictConfig, arch: dict, nimg: int) -> dict:
+def _loss_kind(cfg: DictConfig) -> str:
+    """loss.kind (default 'edm'), validated."""
+    kind = cfg.loss.get("kind") or "edm"
+    if kind not in LOSS_ROLES:
+        raise ValueError(f"loss.kind: expected one of {sorted(LOSS_ROLES)}, found {kind!r}")
+    if kind != "edm" and cfg.data.mode != "pet":
+        raise ValueError(f"loss.kind: {kind!r} needs data.mode=pet, found {cfg.data.mode!r}")
+    return kind
+
+
+def _snapshot_metadata(cfg: DictConfig, arch: dict, nimg: int, extra: dict | None = None) -> dict:
     """Sidecar keys that inference needs (docs/architecture.md, 'Snapshots')."""
     data = config.config_to_dict(cfg.data)
     sampling = config.config_to_dict(cfg.sampling)
     sampling.pop("network", None)
     return {
+        "role": LOSS_ROLES[_loss_kind(cfg)],
+        **(extra or {}),
         "mode": cfg.data.mode,
         "resolution": int(arch["img_resolution"][0]),
         "normalization": data.get("normalization", "quantitative"),
@@ -142,7 +159,15 @@ def train(
         lr_min=float(cfg.optimizer.lr_min),
         warmup=float(cfg.optimizer.warmup),
     )
-    loss_fn = EDMLoss(P_mean=float(cfg.loss.P_mean), P_std=float(cfg.loss.P_std), sigma_data=float(cfg.loss.sigma_data))
+    kind = _loss_kind(cfg)
+    edm_loss = EDMLoss(
+        P_mean=float(cfg.loss.P_mean), P_std=float(cfg.loss.P_std), sigma_data=float(cfg.loss.sigma_data)
+    )
+    loss_fn, role_meta = edm_loss, {}
+    if kind == "regression":
+        loss_fn = RegressionLoss()
+    elif kind == "residual":
+        loss_fn, role_meta = _residual_loss(cfg, edm_loss, batches, device)
     augment = config.config_to_dict(cfg.augment)
     augment_pipe = AugmentPipe(**augment) if float(augment.get("p", 0)) > 0 else None
 
@@ -187,7 +212,8 @@ def train(
             kimg = nimg // 1000  # file names carry whole kimg, as in the reference
             if final or ticks_done % int(cfg.run.snapshot_ticks) == 0:
                 checkpoint.save_network(
-                    run_dir / checkpoint.snapshot_name(kimg), ema.module, arch, _snapshot_metadata(cfg, arch, nimg)
+                    run_dir / checkpoint.snapshot_name(kimg), ema.module, arch,
+                    _snapshot_metadata(cfg, arch, nimg, role_meta),
                 )
             if final or ticks_done % int(cfg.run.state_dump_ticks) == 0:
                 checkpoint.save_training_state(
@@ -261,6 +287,32 @@ def train(
             _check_ranks_in_sync(net, device, say)
     distributed.barrier()
     return run_dir
+
+
+def _residual_loss(cfg: DictConfig, edm: EDMLoss, batches: Any, device: torch.device) -> tuple[ResidualLoss, dict]:
+    """The frozen mean network of loss.mean_network and the residual's std (loss.residual_std, or measured)."""
+    path = cfg.loss.get("mean_network")
+    if not path:
+        raise ValueError("loss.mean_network: a residual model needs the snapshot of its regression network, found none")
+    meta = checkpoint.read_network_metadata(path)
+    if meta.get("role") != "mean":
+        raise ValueError(f"loss.mean_network: {path}: expected a regression snapshot (role 'mean'), "
+                         f"found role {meta.get('role', 'denoiser')!r}")
+    mean_net, _ = checkpoint.load_network(path, build_network, device=device)
+    std = cfg.loss.get("residual_std")
+    if not std:
+        # Measured on the first batches of a fresh batch source (before any state is restored or the generators
+        # are reseeded), so a resumed run measures the same value.
+        stream = iter(batches)
+        with torch.no_grad():
+            residuals = []
+            for _ in range(RESIDUAL_STD_BATCHES):
+                images, condition, labels = next(stream)
+                residuals.append(images - mean_net(condition, class_labels=labels))
+        std = float(torch.cat(residuals).std())
+    loss = ResidualLoss(mean_net, float(std), edm)
+    mean_source = {"file": Path(path).name, **{key: meta.get(key) for key in ("kimg", "config_hash", "sha256")}}
+    return loss, {"residual_std": float(std), "mean_network": mean_source}
 
 
 def _check_ranks_in_sync(net: torch.nn.Module, device: torch.device, say) -> None:
