@@ -94,6 +94,9 @@ def _class_levels(n: int, n_interior: torch.Tensor, g: torch.Generator, device: 
     present = torch.arange(MAX_CLASSES, device=device).view(1, -1) < n_interior.view(-1, 1)
     interior = slice(1 + _RING_CLASSES, 1 + _RING_CLASSES + MAX_CLASSES)
     levels[:, interior] = torch.where(present, levels[:, interior], torch.zeros_like(levels[:, interior]))
+    # Every class may come out cold, but not all of them: the first interior class then takes the top level.
+    all_cold = levels[:, interior].amax(dim=1) == 0
+    levels[:, interior.start] = torch.where(all_cold, top.squeeze(1).round(), levels[:, interior.start])
     brain_max = levels[:, interior].amax(dim=1).clamp_min(1.0)
     levels[:, -2] = brain_max * _uniform(g, (n,), 1.2, 1.8, device)  # hot lesion
     levels[:, -1] = brain_max * _uniform(g, (n,), 0.0, 0.3, device)  # cold lesion
@@ -172,6 +175,9 @@ def label_field_phantoms(
     averaged = F.avg_pool2d(fine_activity, supersample) if supersample > 1 else sampled
     smooth_edges = torch.rand((n, 1, 1, 1), generator=g, device=device) < float(partial_volume)
     activity = torch.where(smooth_edges, averaged, sampled)
+    # A phantom whose only warm classes missed every pixel would have no counts: give its head one level.
+    empty = (activity.flatten(1).sum(dim=1) == 0).view(-1, 1, 1, 1)
+    activity = torch.where(empty & (sampled_labels > 0), torch.ones_like(activity), activity)
     return Phantoms(
         activity=activity.float(),
         labels=sampled_labels,
