@@ -71,13 +71,15 @@ def posterior_ensemble(
     sampler: str = "edm",
     batch_size: int = 32,
     keep_samples: bool = False,
+    labels: torch.Tensor | None = None,
     **sample_opts: Any,
 ) -> PosteriorEnsemble:
     """Draw x_{b,k} ~ p(x | condition_b) for every seed k; return mean_k x_{b,k} and the unbiased std over k.
 
     At most `batch_size` samples go through the denoiser at once. Without `keep_samples` only a running
     (Welford) mean/variance is kept, so memory does not grow with K = len(seeds). `sample_opts` go to
-    `sample()` (num_steps, S_churn, sigma_max, ...); the noise source is built here from the seeds.
+    `sample()` (num_steps, S_churn, sigma_max, ...); the noise source is built here from the seeds. With
+    per-input `labels` (B, L) the factory is called as make_denoise(condition_batch, labels_batch).
     """
     if not callable(make_denoise):
         raise ValueError(f"make_denoise: expected a callable condition_batch -> denoise, found {type(make_denoise)}")
@@ -90,6 +92,8 @@ def posterior_ensemble(
     pass_noise = "noise" in sampler_options(sampler)
 
     n_inputs, _, height, width = condition.shape
+    if labels is not None and (labels.ndim != 2 or labels.shape[0] != n_inputs):
+        raise ValueError(f"labels: expected one row per input ({n_inputs}, L), found {tuple(labels.shape)}")
     k_total = len(seed_list)
     shape = (n_inputs, image_channels, height, width)
     samples = condition.new_empty((k_total, *shape)) if keep_samples else None
@@ -102,7 +106,8 @@ def posterior_ensemble(
         rnd = StackedRandomGenerator(condition.device, [seed_list[k] for _, k in chunk])
         latents = rnd.randn((len(chunk), image_channels, height, width), dtype=condition.dtype)
         noise_opt = {"noise": rnd} if pass_noise else {}
-        x = sample(make_denoise(condition[rows]), latents, sampler, **noise_opt, **sample_opts)
+        denoise = make_denoise(condition[rows]) if labels is None else make_denoise(condition[rows], labels[rows])
+        x = sample(denoise, latents, sampler, **noise_opt, **sample_opts)
         for j, (b, k) in enumerate(chunk):
             if samples is not None:
                 samples[k, b] = x[j]

@@ -16,6 +16,9 @@ from petdiff.training.checkpoint import load_network, sidecar_path
 from petdiff.training.distributed import select_device
 
 MODES = ("pet", "images")
+# Condition channels per sidecar role: the single conditional denoiser and the regression mean see the low-dose
+# image; the residual diffusion model sees (low dose, mean). Snapshots without a role are denoisers.
+ROLE_CONDITIONS = {"denoiser": 1, "mean": 1, "residual": 2}
 DEFAULT_WEIGHTS = "default.safetensors"
 
 
@@ -41,6 +44,11 @@ class LoadedModel:
     def mode(self) -> str:
         """'pet' (conditioned on a low-dose image) or 'images' (unconditional / class-conditional)."""
         return self.meta["mode"]
+
+    @property
+    def role(self) -> str:
+        """'denoiser' (one conditional diffusion network), 'mean' (regression) or 'residual' (diffusion on x − μ)."""
+        return self.meta.get("role", "denoiser")
 
     @property
     def resolution(self) -> tuple[int, int]:
@@ -81,8 +89,12 @@ def check_meta(meta: dict[str, Any], net: torch.nn.Module, where: str) -> None:
         raise ValueError(f"{where}: expected field 'resolution' = {height} (the network's), found {resolution!r}")
     cond = net.cond_channels
     if mode == "pet":
-        if cond != 1 or meta.get("cond_channels", 1) != 1:
-            raise ValueError(f"{where}: mode 'pet' expects a network with cond_channels = 1, found {cond}")
+        role = meta.get("role", "denoiser")
+        if role not in ROLE_CONDITIONS:
+            raise ValueError(f"{where}: expected field 'role' in {sorted(ROLE_CONDITIONS)}, found {role!r}")
+        expected = ROLE_CONDITIONS[role]
+        if cond != expected or meta.get("cond_channels", expected) != expected:
+            raise ValueError(f"{where}: a {role!r} network of mode 'pet' has cond_channels = {expected}, found {cond}")
         if meta.get("normalization") not in NORMALIZATIONS:
             raise ValueError(
                 f"{where}: expected field 'normalization' in {NORMALIZATIONS}, found {meta.get('normalization')!r}"
@@ -101,3 +113,44 @@ def load_model(path: str | os.PathLike | None = None, device: str | torch.device
     net, meta = load_network(weights, build_network, device=device)
     check_meta(meta, net, str(sidecar_path(weights)))
     return LoadedModel(net=net.eval().requires_grad_(False), meta=meta, path=weights)
+
+
+DEFAULT_PAIR = ("mean.safetensors", "residual.safetensors")
+
+
+def load_pair(path: str | os.PathLike | None = None, device: str | torch.device | None = None
+              ) -> tuple[LoadedModel, LoadedModel | None]:
+    """(regression mean, residual model or None) from a snapshot path; None = the shipped pair.
+
+    A residual snapshot names its frozen regression network in its sidecar (`mean_network.file`, with the
+    sha256 of its weights): that file is loaded from the same folder and checked. A regression snapshot
+    alone gives (mean, None): the mean method only.
+    """
+    if path is None:
+        folder = default_weights_dir()
+        path = folder / DEFAULT_PAIR[1]
+        if not path.is_file():
+            raise ValueError(f"network: no default weights in {folder} (expected {' + '.join(DEFAULT_PAIR)} "
+                             "with their .json sidecars); pass a snapshot with --network")
+    first = load_model(path, device)
+    if first.role == "mean":
+        return first, None
+    if first.role != "residual":
+        raise ValueError(f"network: {first.path}: expected a regression ('mean') or residual snapshot, found role "
+                         f"{first.role!r} (a single conditional denoiser: use --method denoiser)")
+    source = first.meta.get("mean_network")
+    if not isinstance(source, dict) or not isinstance(source.get("file"), str):
+        raise ValueError(f"{sidecar_path(first.path)}: expected field 'mean_network' naming the regression "
+                         f"snapshot the residual was trained on, found {source!r}")
+    mean_path = first.path.parent / source["file"]
+    if not mean_path.is_file():
+        raise ValueError(f"{sidecar_path(first.path)}: its regression network {source['file']} is not next to it "
+                         f"in {first.path.parent}")
+    mean = load_model(mean_path, device)
+    recorded, found = source.get("sha256"), mean.meta.get("sha256")
+    if recorded and found and recorded != found:
+        raise ValueError(f"{mean_path}: this is not the regression network {first.path.name} was trained on "
+                         f"(sha256 {found[:12]}…, expected {recorded[:12]}…)")
+    if mean.role != "mean":
+        raise ValueError(f"{mean_path}: expected role 'mean', found {mean.role!r}")
+    return mean, first

@@ -1,0 +1,231 @@
+"""The residual-corrective enhancer: regression mean μθ(y, d) plus EDM diffusion on the residual (CorrDiff).
+
+One object owns the network normalisation, so no caller branches on it:
+
+* ``to_network``: low-dose image (counts-like units, low dose) → condition y = 2·low/(s·f) − 1 with the
+  full-dose scale s = max(smooth(low/f)), and the dose label d = (log10 N_low − 5, f);
+* ``from_network``: x in the network range → activity (x + 1)·s/2 in full-dose units (low-dose units / f).
+
+Methods (CorrDiff's ``inference_mode``): ``mean`` = one regression pass; ``posterior`` = K samples
+x_k = μ + σ_r/σ_d·r_k with r_k drawn by the residual model conditioned on (y, μ, d), summarised by their
+mean and standard deviation. Samples are activities, so they are projected onto the prior's support
+x_k ≥ 0 (for any non-negative truth t, |max(x, 0) − t| ≤ |x − t|: the projection never moves a sample away
+from an admissible truth); the regression mean is non-negative by construction (softplus head).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from petdiff.data.normalization import Normalizer
+from petdiff.diffusion import parse_seeds, posterior_ensemble
+from petdiff.diffusion.guidance import denoiser
+from petdiff.inference.model import LoadedModel
+from petdiff.inference.settings import sampling_settings
+from petdiff.models.dose import dose_labels
+from petdiff.physics import Projector
+
+METHODS = ("mean", "posterior")
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """Everything that decides an enhancement, resolved once (sidecar ⊕ config ⊕ command line) and reported."""
+
+    method: str = "posterior"
+    samples: int = 8
+    seeds: tuple[int, ...] = tuple(range(8))
+    sampler: str = "dpmpp_2m"
+    options: dict[str, Any] = field(default_factory=dict)  # sample() options: num_steps, sigma_max, ...
+    warm_start: float | None = None  # start the residual's sampler at this σ (None: the cold start σ_max)
+    batch_size: int = 32
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (for outputs and logs)."""
+        opts = {k: v for k, v in self.options.items() if k != "callback"}
+        return {"method": self.method, "samples": self.samples, "seeds": list(self.seeds), "sampler": self.sampler,
+                "options": opts, "warm_start": self.warm_start, "batch_size": self.batch_size}
+
+
+@dataclass(frozen=True)
+class PairEnhancement:
+    """Result in full-dose activity units: mean, std (None for the mean method / K = 1), optional samples."""
+
+    mean: torch.Tensor  # (B, 1, H, W)
+    std: torch.Tensor | None  # (B, 1, H, W)
+    samples: torch.Tensor | None  # (K, B, 1, H, W)
+    regression: torch.Tensor  # (B, 1, H, W) μθ(y, d), the mean method's output
+    settings: SamplingSettings
+    count_level: torch.Tensor  # (B,) low-dose counts the network was told
+    fraction: torch.Tensor  # (B,)
+
+
+def count_level(low_dose: torch.Tensor, projector: Projector, counts_per_unit: float = 1.0) -> torch.Tensor:
+    """N_low = K·Σ_j s_j λ_j per slice, s = Aᵀ1: MLEM preserves counts, so for counts units (K = 1) this is Σ y."""
+    sensitivity = projector.sensitivity.to(low_dose.device, low_dose.dtype)
+    return (low_dose * sensitivity).flatten(1).sum(dim=1).double().mul(float(counts_per_unit)).float()
+
+
+class Enhancer:
+    """μθ (and, for the posterior method, the residual model) around one normaliser; see the module docstring."""
+
+    def __init__(self, mean: LoadedModel, residual: LoadedModel | None = None):
+        if mean.role != "mean":
+            raise ValueError(f"mean: expected a regression snapshot (role 'mean'), found role {mean.role!r} "
+                             f"in {mean.path}")
+        if residual is not None and residual.role != "residual":
+            raise ValueError(f"residual: expected a residual diffusion snapshot (role 'residual'), found role "
+                             f"{residual.role!r} in {residual.path}")
+        self.mean_model, self.residual_model = mean, residual
+        self.normalizer = Normalizer(mean.meta.get("normalization", "quantitative"))
+        self.residual_std = float(residual.meta["residual_std"]) if residual is not None else None
+
+    @property
+    def resolution(self) -> tuple[int, int]:
+        """(H, W) the networks were trained at."""
+        return tuple(self.mean_model.net.img_resolution)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the networks run."""
+        return self.mean_model.device
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The training data section of the regression sidecar (counts, fraction ranges, n_iter, pixel size)."""
+        return dict(self.mean_model.meta.get("data", {}))
+
+    def settings(
+        self,
+        method: str = "posterior",
+        samples: int | None = None,
+        seeds: str | int | Sequence[int] | None = None,
+        sampler: str | None = None,
+        steps: int | None = None,
+        warm_start: float | None = None,
+        batch_size: int = 32,
+        **overrides: Any,
+    ) -> SamplingSettings:
+        """Resolve the sampling settings once: the residual sidecar's `sampling` section, then these arguments."""
+        if method not in METHODS:
+            raise ValueError(f"method: expected one of {METHODS}, found {method!r}")
+        if method == "mean":
+            return SamplingSettings(method="mean", samples=0, seeds=(), sampler="none", batch_size=batch_size)
+        if self.residual_model is None:
+            raise ValueError(f"method: 'posterior' needs a residual diffusion snapshot paired with "
+                             f"{self.mean_model.path.name}; found only the regression network (use --method mean)")
+        section = self.residual_model.meta.get("sampling")
+        if samples is None:
+            samples = len(parse_seeds(section["seeds"])) if section and section.get("seeds") is not None else 8
+        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+            raise ValueError(f"samples: expected an integer >= 1, found {samples!r}")
+        seed_list = tuple(range(samples)) if seeds is None else tuple(parse_seeds(seeds, distinct=True))
+        if len(seed_list) != samples:
+            raise ValueError(f"seeds: expected {samples} seeds (samples={samples}), found {len(seed_list)}")
+        name, opts = sampling_settings(section, self.residual_model.net, sampler, steps, overrides)
+        if warm_start is not None:
+            if not (isinstance(warm_start, (int, float)) and math.isfinite(warm_start) and warm_start > 0):
+                raise ValueError(f"warm_start: expected a positive noise level σ, found {warm_start!r}")
+            opts["sigma_max"] = min(float(warm_start), float(opts.get("sigma_max", 80.0)))
+        return SamplingSettings(method="posterior", samples=samples, seeds=seed_list, sampler=name, options=opts,
+                                warm_start=warm_start, batch_size=batch_size)
+
+    def to_network(self, low_dose: torch.Tensor, fraction: torch.Tensor, counts: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(condition y, full-dose scale s, dose labels d) for low-dose images (B, 1, H, W) on the network device."""
+        scale = self.normalizer.scale(low_dose, fraction)
+        if self.normalizer.mode == "reference":
+            scale = scale / fraction
+        condition = self.normalizer.normalize(low_dose, scale * fraction)
+        return condition, scale, dose_labels(counts, fraction).to(low_dose.device)
+
+    def from_network(self, x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        """Network range → full-dose activity units."""
+        return self.normalizer.invert(x, scale)
+
+    def enhance(
+        self,
+        low_dose: torch.Tensor,
+        fraction: torch.Tensor | float,
+        counts: torch.Tensor | float,
+        settings: SamplingSettings | None = None,
+        keep_samples: bool = False,
+        callback: Any = None,
+    ) -> PairEnhancement:
+        """Enhance low-dose images (B, 1, H, W) ≥ 0 at the network resolution, told their dose fraction and counts."""
+        settings = settings or self.settings()
+        if tuple(low_dose.shape[-2:]) != self.resolution or low_dose.ndim != 4 or low_dose.shape[1] != 1:
+            raise ValueError(f"low_dose: expected (B, 1, {self.resolution[0]}, {self.resolution[1]}) images, found "
+                             f"{tuple(low_dose.shape)}")
+        out_device, batch = low_dose.device, low_dose.shape[0]
+        low = low_dose.to(self.device, torch.float32)
+        f = torch.as_tensor(fraction, dtype=torch.float32, device=self.device).reshape(-1).expand(batch)
+        n = torch.as_tensor(counts, dtype=torch.float32, device=self.device).reshape(-1).expand(batch)
+        self._warn_outside_training(n, f)
+        condition, scale, labels = self.to_network(low, f, n)
+        with torch.no_grad():
+            mu = self.mean_model.net(condition, class_labels=labels)
+        regression = self.from_network(mu, scale)
+        if settings.method == "mean":
+            return PairEnhancement(regression.to(out_device), None, None, regression.to(out_device), settings,
+                                   n.cpu(), f.cpu())
+
+        net, gain = self.residual_model.net, self.residual_std / self.residual_model.net.sigma_data
+        opts = dict(settings.options)
+        if callback is not None:
+            opts["callback"] = callback
+
+        def make_denoise(cond: torch.Tensor, lab: torch.Tensor):
+            """The residual model's denoiser for a chunk of (y, μ) conditions and their dose labels."""
+            return denoiser(net, condition=cond, class_labels=lab)
+
+        floor = -1.0  # x ≥ −1 in the network range is activity ≥ 0
+        stacked = torch.cat([condition, mu], dim=1)
+        with torch.no_grad():
+            ensemble = posterior_ensemble(make_denoise, stacked, list(settings.seeds), sampler=settings.sampler,
+                                          batch_size=settings.batch_size, keep_samples=True, labels=labels, **opts)
+        samples = (mu.unsqueeze(0) + gain * ensemble.samples).clamp_min(floor)
+        activity = torch.stack([self.from_network(x, scale) for x in samples])
+        mean = activity.mean(dim=0)
+        std = activity.std(dim=0, correction=1) if settings.samples >= 2 else None
+        return PairEnhancement(
+            mean=mean.to(out_device),
+            std=None if std is None else std.to(out_device),
+            samples=activity.to(out_device) if keep_samples else None,
+            regression=regression.to(out_device),
+            settings=settings,
+            count_level=n.cpu(),
+            fraction=f.cpu(),
+        )
+
+    def _warn_outside_training(self, counts: torch.Tensor, fraction: torch.Tensor) -> None:
+        """Warn when the dose fraction or the low-dose count level lies outside the training ranges."""
+        data = self.data
+        f_lo, f_hi = _span(data.get("fraction"))
+        c_lo, c_hi = _span(data.get("counts"))
+        checks = [("fraction", fraction, f_lo, f_hi)]
+        if c_lo is not None and f_lo is not None:
+            checks.append(("count level (low-dose counts)", counts, c_lo * f_lo, c_hi * f_hi))
+        for name, values, lo, hi in checks:
+            if lo is None:
+                continue
+            outside = [v for v in values.tolist() if not lo * (1 - 1e-6) <= v <= hi * (1 + 1e-6)]
+            if outside:
+                warnings.warn(f"{name}: the networks were trained on {lo:.4g}…{hi:.4g}, found {outside[0]:.4g}"
+                              f"{' (and others)' if len(outside) > 1 else ''}; the output may be miscalibrated",
+                              stacklevel=3)
+
+
+def _span(value: Any) -> tuple[float | None, float | None]:
+    """(lo, hi) of a sidecar range (a number or a pair), (None, None) when absent."""
+    if value is None:
+        return None, None
+    if isinstance(value, (int, float)):
+        return float(value), float(value)
+    return float(min(value)), float(max(value))
