@@ -26,6 +26,11 @@ DEFLATE_MAX_RATIO = 1032  # deflate never expands data more than this: bounds a 
 _READ_ERRORS = (EOFError, OSError, ValueError, zlib.error, gzip.BadGzipFile)
 
 
+def _line(err: BaseException) -> str:
+    """An exception's text on one line."""
+    return " ".join(str(err).split())
+
+
 def load_nifti_image(path: str | os.PathLike, max_bytes: int = MAX_BYTES):
     """The nibabel image of a .nii / .nii.gz file, its declared data size checked against the file first."""
     import nibabel as nib
@@ -36,7 +41,7 @@ def load_nifti_image(path: str | os.PathLike, max_bytes: int = MAX_BYTES):
     try:
         img = nib.load(str(p))
     except (nib.filebasedimages.ImageFileError, *_READ_ERRORS) as err:
-        raise ValueError(f"{p}: not a readable NIfTI file ({type(err).__name__}: {err})") from None
+        raise ValueError(f"{p}: not a readable NIfTI file ({type(err).__name__}: {_line(err)})") from None
     shape, dtype = img.header.get_data_shape(), img.header.get_data_dtype()
     declared = math.prod(int(s) for s in shape) * dtype.itemsize
     size = p.stat().st_size
@@ -46,7 +51,7 @@ def load_nifti_image(path: str | os.PathLike, max_bytes: int = MAX_BYTES):
             raise ValueError(f"{p}: the NIfTI header (shape {shape}, {dtype}) declares {declared} bytes of data, "
                              f"more than a {size}-byte gzip file can hold (truncated file or corrupt header)")
     else:
-        offset = int(img.header.get("vox_offset", 352))
+        offset = int(getattr(img.dataobj, "offset", 352))  # the loaded header resets vox_offset
         check_declared_size(p, f"the NIfTI header (shape {shape}, {dtype})", declared, size - offset, max_bytes)
     return img
 
@@ -67,7 +72,7 @@ def read_nifti(path: str | os.PathLike, units: str = "counts", fraction: float |
     try:
         data = np.asarray(img.get_fdata(dtype=np.float32))
     except (MemoryError, *_READ_ERRORS) as err:
-        raise ValueError(f"{p}: truncated or corrupt NIfTI data ({type(err).__name__}: {err})") from None
+        raise ValueError(f"{p}: truncated or corrupt NIfTI data ({type(err).__name__}: {_line(err)})") from None
     data = data.reshape(shape[0], shape[1], shape[2] if len(shape) > 2 else 1)
     data = check_numeric(p, "data", data)
     zooms = [float(z) for z in img.header["pixdim"][1:4]]
