@@ -55,7 +55,7 @@ def read_npy_array(path: str | os.PathLike, max_bytes: int = MAX_BYTES) -> np.nd
             try:
                 shape, dtype = _read_header(f)
             except ValueError as err:
-                raise ValueError(f"{p}: not an .npy file or a corrupt header ({err})") from None
+                raise ValueError(f"{p}: truncated or corrupt .npy header ({err})") from None
             _check_header(str(p), shape, dtype, p.stat().st_size - f.tell(), max_bytes)
         arr = np.load(p, allow_pickle=False)
     except ValueError:
@@ -85,7 +85,7 @@ def _read_member(p: Path, zf: zipfile.ZipFile, key: str, max_bytes: int) -> np.n
             try:
                 shape, dtype = _read_header(f)
             except ValueError as err:
-                raise ValueError(f"{where}: not an .npy array or a corrupt header ({err})") from None
+                raise ValueError(f"{where}: truncated or corrupt .npy header ({err})") from None
             _check_header(where, shape, dtype, info.file_size - f.tell(), max_bytes)
             with np.load(p, allow_pickle=False) as npz:
                 return np.asarray(npz[key])
@@ -102,7 +102,10 @@ def read_npz_array(path: str | os.PathLike, keys: tuple[str, ...], only_array: b
     """(key, array) from an .npz: the first of `keys` present, else (when `only_array`) its single array."""
     p = require_file(path)
     if not zipfile.is_zipfile(p):
-        raise ValueError(f"{p}: expected an .npz (zip) archive, found another kind of file")
+        with open(p, "rb") as f:
+            if f.read(6) == b"\x93NUMPY":
+                raise ValueError(f"{p}: expected an .npz archive, found a plain .npy array")
+        raise ValueError(f"{p}: not a readable .npz archive (no zip directory: truncated, or another kind of file)")
     found = npz_keys(p)
     key = next((k for k in keys if k in found), None)
     if key is None and only_array and len(found) == 1:

@@ -43,16 +43,17 @@ def load_nifti_image(path: str | os.PathLike, max_bytes: int = MAX_BYTES):
     except (nib.filebasedimages.ImageFileError, *_READ_ERRORS) as err:
         raise ValueError(f"{p}: not a readable NIfTI file ({type(err).__name__}: {_line(err)})") from None
     shape, dtype = img.header.get_data_shape(), img.header.get_data_dtype()
+    what = f"not a readable NIfTI file: the header (shape {shape}, {dtype})"
     declared = math.prod(int(s) for s in shape) * dtype.itemsize
     size = p.stat().st_size
     if p.name.lower().endswith(".gz"):
-        check_declared_size(p, f"the NIfTI header (shape {shape}, {dtype})", declared, None, max_bytes)
+        check_declared_size(p, what, declared, None, max_bytes)
         if declared > size * DEFLATE_MAX_RATIO:
-            raise ValueError(f"{p}: the NIfTI header (shape {shape}, {dtype}) declares {declared} bytes of data, "
+            raise ValueError(f"{p}: {what} declares {declared} bytes of data, "
                              f"more than a {size}-byte gzip file can hold (truncated file or corrupt header)")
     else:
         offset = int(getattr(img.dataobj, "offset", 352))  # the loaded header resets vox_offset
-        check_declared_size(p, f"the NIfTI header (shape {shape}, {dtype})", declared, size - offset, max_bytes)
+        check_declared_size(p, what, declared, size - offset, max_bytes)
     return img
 
 
