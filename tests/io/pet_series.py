@@ -65,3 +65,9 @@ def write_pet_series(folder: Path, values: np.ndarray, iop=(1.0, 0, 0, 0, 1.0, 0
         ds.save_as(path, enforce_file_format=True)
         paths.append(path)
     return paths
+
+
+def sample_values() -> np.ndarray:
+    """(4, 6, 5) distinct positive activities (Bq/mL), exactly representable with the default slope 0.5."""
+    rng = np.random.default_rng(0)
+    return (rng.integers(100, 30000, size=(4, 6, 5)) * 0.5).astype(np.float64)

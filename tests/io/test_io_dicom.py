@@ -6,9 +6,14 @@ import numpy as np
 import pydicom
 import pytest
 import torch
-from pet_series import write_pet_series
+from pet_series import sample_values, write_pet_series
 
 from petdiff.io import read_dicom_series, read_scan, write_dicom_series, write_scan
+
+
+@pytest.fixture
+def pet_values() -> np.ndarray:
+    return sample_values()
 
 
 def test_shuffled_files_are_sorted_along_the_slice_normal(tmp_path, pet_values):

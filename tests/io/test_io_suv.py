@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from pet_series import write_pet_series
+from pet_series import sample_values, write_pet_series
 
 from petdiff.io import read_scan
 
 WEIGHT_G, DOSE_BQ, HALF_LIFE = 70_000.0, 370e6, 6586.2
+
+
+@pytest.fixture
+def pet_values() -> np.ndarray:
+    return sample_values()
 
 
 def _suv(values: np.ndarray, decay_s) -> np.ndarray:
