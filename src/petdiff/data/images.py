@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from petdiff.phantoms.arrays import read_npz_array
+from petdiff.io.arrays import npz_keys, read_npz_array
 from petdiff.phantoms.resample import resample_images
 
 IMAGE_SUFFIXES = (".png",)
@@ -166,9 +166,8 @@ class ImageFolderDataset(torch.utils.data.Dataset):
             lo, hi = self._range
         self._array = (data - lo) / (hi - lo) * 2.0 - 1.0
         labels = None
-        with np.load(self.path, allow_pickle=False) as npz:
-            if "labels" in npz.files and key != "labels":
-                labels = np.asarray(npz["labels"])
+        if key != "labels" and "labels" in npz_keys(self.path):
+            labels = read_npz_array(self.path, ("labels",))[1]
         if labels is not None:
             if labels.shape != (len(data),) or labels.dtype.kind not in "iu" or (labels.size and labels.min() < 0):
                 raise ValueError(

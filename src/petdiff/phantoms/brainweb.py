@@ -8,7 +8,7 @@ import os
 import numpy as np
 import torch
 
-from petdiff.phantoms.arrays import check_numeric, read_npz_array
+from petdiff.io.arrays import check_numeric, read_npz_array
 from petdiff.utils.validation import check_image_batch, check_non_negative
 
 

@@ -10,10 +10,7 @@ non-square 2D array is the BrainWeb reference layout (N, H·W). Values are activ
 
 from __future__ import annotations
 
-import gzip
-import math
 import os
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from petdiff.phantoms.arrays import check_numeric, read_npy_array, read_npz_array, require_file
+from petdiff.io.arrays import as_slices, check_numeric, read_npy_array, read_npz_array
+from petdiff.io.nifti import load_nifti_image, nifti_payload
+from petdiff.io.paths import is_nifti, require_file
 from petdiff.phantoms.resample import resample_images, square_padding
 from petdiff.utils.io import atomic_write
 
@@ -43,37 +42,16 @@ class Volume:
         return np.ascontiguousarray(np.asarray(slices).transpose(2, 1, 0)[::-1, ::-1, :])
 
 
-def _is_nifti(path: Path) -> bool:
-    """True for .nii and .nii.gz names."""
-    name = path.name.lower()
-    return name.endswith(".nii") or name.endswith(".nii.gz")
-
-
-def _as_slices(path: Path, key: str, arr: np.ndarray) -> np.ndarray:
-    """(N, H, W) from a 2D image, a stack of slices, (N, 1, H, W), or the BrainWeb (N, H·W) layout."""
-    if key == "phantoms" and arr.ndim == 2 and arr.shape[0] != arr.shape[1]:
-        side = math.isqrt(arr.shape[1])
-        if side * side != arr.shape[1]:
-            raise ValueError(f"{path} [{key}]: expected (N, H*W) with a square H*W, found shape {arr.shape}")
-        return arr.reshape(arr.shape[0], side, side)
-    if arr.ndim == 2:
-        return arr[None]
-    if arr.ndim == 4 and arr.shape[1] == 1:
-        return arr[:, 0]
-    if arr.ndim != 3:
-        raise ValueError(f"{path} [{key}]: expected an image (H, W) or slices (N, H, W), found shape {arr.shape}")
-    return arr
-
-
 def _load_nifti(path: Path) -> tuple[np.ndarray, np.ndarray, Any]:
     """(display slices (N, H, W), affine of the canonical array, header) of a NIfTI file."""
     import nibabel as nib
 
+    img = nib.as_closest_canonical(load_nifti_image(path))  # size-checked before any data is read
     try:
-        img = nib.as_closest_canonical(nib.load(str(path)))
         data = np.asarray(img.get_fdata(dtype=np.float32))
-    except (nib.filebasedimages.ImageFileError, EOFError, OSError, ValueError, zlib.error, gzip.BadGzipFile) as err:
-        raise ValueError(f"{path}: not a readable NIfTI file ({type(err).__name__}: {err})") from None
+    except (EOFError, OSError, ValueError) as err:
+        raise ValueError(f"{path}: not a readable NIfTI file ({type(err).__name__}: {' '.join(str(err).split())})") \
+            from None
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim == 2:
@@ -104,16 +82,16 @@ def load_volume(path: str | os.PathLike, resolution: int | None = None) -> Volum
     """
     p = require_file(path)
     affine, header = None, None
-    if _is_nifti(p):
+    if is_nifti(p):
         kind, key = "nifti", "data"
         slices, affine, header = _load_nifti(p)
     elif p.suffix.lower() == ".npz":
         kind = "npz"
         key, arr = read_npz_array(p, NPZ_KEYS, only_array=True)
-        slices = _as_slices(p, key, arr)
+        slices = as_slices(p, key, arr)
     elif p.suffix.lower() == ".npy":
         kind, key = "npy", "array"
-        slices = _as_slices(p, key, read_npy_array(p))
+        slices = as_slices(p, key, read_npy_array(p))
     else:
         raise ValueError(f"{p}: expected a .npy, .npz, .nii or .nii.gz file, found suffix {p.suffix!r}")
     slices = check_numeric(p, key, slices)
@@ -134,8 +112,6 @@ def load_images(path: str | os.PathLike, resolution: int | None = None) -> torch
 
 def save_nifti(path: str | os.PathLike, images: torch.Tensor | np.ndarray, like: Volume) -> Path:
     """Write slices (N, [1,] H, W) as a NIfTI volume with the geometry of `like` (atomically; .nii or .nii.gz)."""
-    import nibabel as nib
-
     arr = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
     if arr.ndim == 4 and arr.shape[1] == 1:
         arr = arr[:, 0]
@@ -145,18 +121,11 @@ def save_nifti(path: str | os.PathLike, images: torch.Tensor | np.ndarray, like:
             f"found shape {arr.shape}"
         )
     out = Path(path)
-    if not _is_nifti(out):
+    if not is_nifti(out):
         raise ValueError(f"path: expected a .nii or .nii.gz file name, found {out.name!r}")
     affine = like.affine if like.affine is not None else np.eye(4)
     # A fresh header: the input's scaling (scl_slope) or data type must not apply to the float output.
-    img = nib.Nifti1Image(like.to_canonical(arr.astype(np.float32)), affine)
-    img.set_data_dtype(np.float32)
-    img.header.set_xyzt_units("mm")
-    img.set_qform(affine, code=1)
-    img.set_sform(affine, code=1)
-    payload = img.to_bytes()
-    if out.name.lower().endswith(".gz"):
-        payload = gzip.compress(payload)
+    payload = nifti_payload(like.to_canonical(arr), affine, compress=out.name.lower().endswith(".gz"))
     with atomic_write(out) as f:
         f.write(payload)
     return out
