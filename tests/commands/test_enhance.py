@@ -13,7 +13,7 @@ from petdiff.inference import model as model_module
 from petdiff.inference.panel import panel_slices
 from petdiff.phantoms import load_volume
 from petdiff.physics import Projector, poisson_sinogram
-from test_inference_support import RES, save_tiny
+from tests.conftest import RES, save_tiny
 
 
 @pytest.fixture

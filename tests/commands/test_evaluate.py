@@ -10,7 +10,7 @@ from PIL import Image
 from petdiff.commands import evaluate as evaluate_command
 from petdiff.evaluate.pipeline import optional_model
 from petdiff.inference import model as inference_model
-from test_evaluate_support import TINY_RES, save_tiny_snapshot
+from tests.conftest import TINY_RES, save_tiny_snapshot
 
 
 @pytest.fixture
