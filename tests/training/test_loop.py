@@ -1,3 +1,4 @@
+import contextlib
 import json
 import os
 import shutil
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 from petdiff.models import build_network
-from petdiff.training import checkpoint, config
+from petdiff.training import checkpoint, config, rundir, signals
 from petdiff.training.loop import train
 
 
@@ -54,6 +55,54 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path):
         for name in a[key]:
             assert torch.equal(a[key][name], b[key][name]), f"{key}.{name}"
     assert len({full, part, resumed}) == 3  # never overwrites a run
+
+
+class _StopAfter(signals.StopRequest):
+    """A stop request that turns on at the n-th poll, i.e. as if SIGINT arrived during step n."""
+
+    def __init__(self, step: int):
+        super().__init__()
+        self._step, self._polls = step, 0
+
+    @property
+    def requested(self) -> bool:
+        self._polls += 1
+        return self._polls >= self._step
+
+    @requested.setter
+    def requested(self, value: bool) -> None:
+        pass
+
+
+def _assert_states_equal(a: dict, b: dict) -> None:
+    assert a["nimg"] == b["nimg"]
+    for key in ("net", "ema"):
+        assert a[key].keys() == b[key].keys()
+        for name in a[key]:
+            assert torch.equal(a[key][name], b[key][name]), f"{key}.{name}"
+    sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
+    assert sa.keys() == sb.keys() and a["optimizer"]["param_groups"] == b["optimizer"]["param_groups"]
+    for i in sa:
+        for k in sa[i]:
+            assert torch.equal(sa[i][k], sb[i][k]), f"optimizer.state[{i}].{k}"
+
+
+@pytest.mark.parametrize("stop_step", [5, 7])
+def test_stop_in_mid_tick_resumes_bitwise_equal(tmp_path, monkeypatch, stop_step):
+    # tiny_test: 8 steps of batch 4, 2 steps per tick; steps 5 and 7 end in the middle of a tick.
+    full = train(_cfg(tmp_path), quiet=True)
+    with monkeypatch.context() as m:
+        m.setattr(signals, "stop_on_signals", lambda: contextlib.nullcontext(_StopAfter(stop_step)))
+        part = train(_cfg(tmp_path), quiet=True)
+    assert checkpoint.load_training_state(rundir.find_latest_state(part))["nimg"] == 4 * stop_step
+    resumed = train(_cfg(tmp_path, f"run.resume={part}"), quiet=True)
+    a = checkpoint.load_training_state(full / checkpoint.training_state_name(0))
+    b = checkpoint.load_training_state(resumed / checkpoint.training_state_name(0))
+    assert a["nimg"] == 32
+    _assert_states_equal(a, b)
+    # The resumed run logs the same tick boundaries as the uninterrupted one (plus the partial tick before the stop).
+    kimg = [json.loads(line)["kimg"] for line in (resumed / "stats.jsonl").read_text().splitlines()]
+    assert kimg == [k for k in (0.016, 0.024, 0.032) if k > 0.004 * stop_step]
 
 
 def test_images_run_with_pair_file_free_dataset(tmp_path):
