@@ -105,6 +105,16 @@ def test_stop_in_mid_tick_resumes_bitwise_equal(tmp_path, monkeypatch, stop_step
     assert kimg == [k for k in (0.016, 0.024, 0.032) if k > 0.004 * stop_step]
 
 
+def test_resume_removes_temporaries_a_killed_state_write_left(tmp_path, capsys):
+    part = train(_cfg(tmp_path), quiet=True, max_ticks=2)
+    stale = part / ".training-state-000000.pt.x1y2z3w4.tmp"
+    stale.write_bytes(b"half a state")
+    resumed = train(_cfg(tmp_path, f"run.resume={part}"))
+    assert not stale.exists() and (part / checkpoint.training_state_name(0)).is_file()
+    assert f"removed 1 stale temporary file(s) from {part}" in capsys.readouterr().out
+    assert not [p for p in resumed.iterdir() if p.name.endswith(".tmp")]
+
+
 def test_images_run_with_pair_file_free_dataset(tmp_path):
     images = np.random.default_rng(0).random((6, 16, 16)).astype(np.float32)
     np.savez(tmp_path / "imgs.npz", images=images)
@@ -128,6 +138,15 @@ def test_train_command_reports_unknown_keys(tmp_path, capsys):
 
     assert main(["train", "-cn=tiny_test", "run.nonsense=1"]) == 2
     assert "run.nonsense" in capsys.readouterr().err
+
+
+def test_train_command_refuses_a_file_as_run_dir(tmp_path, capsys):
+    from petdiff.cli import main
+
+    (tmp_path / "taken").write_text("a file")
+    assert main(["train", "-cn=tiny_test", f"run.run_dir={tmp_path / 'taken'}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "run.run_dir" in err and "found a file" in err and "Traceback" not in err
 
 
 def test_two_process_gloo_training_keeps_ranks_identical(tmp_path):

@@ -157,21 +157,25 @@ def train(
     if info.world_size > 1:
         ddp = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None)
 
-    run_dir = None
-    log_ctx: contextlib.AbstractContextManager = contextlib.nullcontext()
+    run_dir, removed = None, []
+    run_ctx = contextlib.ExitStack()
     if info.is_main:
         desc = cfg.run.desc or f"{cfg.data.mode}-{cfg.network.preset}-r{int(cfg.data.resolution)}-b{batch}"
         run_dir = rundir.make_run_dir(cfg.run.run_dir, str(desc))
+        run_ctx.enter_context(rundir.hold_run_dir(run_dir))
+        # Temporaries of state writes that a SIGKILL cut short, in the folder this run resumes from.
+        removed = rundir.clean_temporaries(resume.parent) if resume is not None else []
         config.save_training_options(cfg, run_dir)
-        log_ctx = stats.tee_output(run_dir / "log.txt")
+        run_ctx.enter_context(stats.tee_output(run_dir / "log.txt"))
     distributed.barrier()
 
-    with log_ctx, signals.stop_on_signals() as stop:
+    with run_ctx, signals.stop_on_signals() as stop:
         say = (lambda *a: None) if quiet else distributed.print0
         say(
             f"petdiff train: {count_parameters(net) / 1e6:.2f} M parameters, batch {batch} "
             f"({info.world_size} process(es) x {rounds} round(s) x {batch_gpu}), {cfg.run.kimg} kimg, device {device}"
             + (f", resumed from {resume} at {nimg / 1000:.3f} kimg" if resume else "")
+            + (f"\nremoved {len(removed)} stale temporary file(s) from {resume.parent}" if removed else "")
             + (f"\nrun folder: {run_dir}" if run_dir else "")
         )
         log = stats.StatsLog(run_dir) if run_dir else None
