@@ -171,3 +171,13 @@ def test_two_process_gloo_training_keeps_ranks_identical(tmp_path):
     lines = [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]
     assert all(np.isfinite(rec["loss"]["mean"]) for rec in lines)
     assert lines[0]["loss"]["num"] == 8  # a tick = 2 steps x batch 4, both ranks' samples reduced together
+
+
+def test_train_command_refuses_a_junk_resume_file_in_one_line(tmp_path, capsys):
+    from petdiff.cli import main
+
+    junk = tmp_path / "training-state-000000.pt"
+    junk.write_bytes(b"\x80\x02h\x05.")
+    assert main(["train", "-cn=tiny_test", f"run.run_dir={tmp_path / 'runs'}", f"run.resume={junk}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{junk}: not a petdiff training state" in err
