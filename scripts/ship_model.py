@@ -1,7 +1,7 @@
 """Copy a trained snapshot to src/petdiff/weights/default.* and record its 8-slice BrainWeb check.
 
 usage: python scripts/ship_model.py RUN_DIR/network-snapshot-NNNNNN.safetensors BRAINWEB.npz
-The check (tests/test_default_weights.py) reruns `petdiff evaluate` with the same arguments.
+The check (tests/weights/test_default_weights.py) reruns `petdiff evaluate` with the same arguments.
 """
 
 from __future__ import annotations

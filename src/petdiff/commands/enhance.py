@@ -3,7 +3,7 @@
 INPUT is a low-dose MLEM reconstruction (.npy / .npz with key `images`, `low_dose` or a single array /
 NIfTI; one slice (H, W) or a volume (N, H, W), enhanced slice by slice in batches) or low-dose sinograms
 ((n_angles, n_bins) or (N, n_angles, n_bins) in .npy / .npz, given with --sinogram or recognised by their
-shape), which are reconstructed with MLEM first. Written to --out (each file atomically):
+shape), which are reconstructed with MLEM first. Written to --out (all together or none):
   enhanced.npz   mean, std, input (N, 1, H, W; mean/std in full-dose units = input units / fraction),
                  samples (K, N, 1, H, W) with --keep-samples, fraction, seeds, meta (JSON)
   mean.nii.gz, std.nii.gz   with the affine of a NIfTI input (identity otherwise)
@@ -30,10 +30,11 @@ from petdiff.inference.settings import sampling_settings
 from petdiff.phantoms import Volume, load_volume, resample_images, save_nifti
 from petdiff.phantoms.arrays import check_numeric, read_npy_array, read_npz_array, require_file
 from petdiff.physics import Geometry
-from petdiff.utils.io import atomic_save_npz, atomic_write
+from petdiff.utils.io import atomic_save_npz, atomic_write, check_output_folder, staged_outputs
 
 NPZ_KEYS = ("images", "low_dose", "sinograms")
 PANEL_SLICES = 3
+OUTPUTS = ("enhanced.npz", "mean.nii.gz", "std.nii.gz", "enhanced.png")
 
 
 @dataclass
@@ -180,8 +181,11 @@ def _run(args: argparse.Namespace) -> dict:
             raise ValueError(f"--{name.replace('_', '-')}: expected an integer >= 1, found {getattr(args, name)}")
     if not 0 <= args.seed < 2**64 - args.samples:
         raise ValueError(f"--seed: expected an integer in [0, 2^64 - samples), found {args.seed}")
+    if args.n_iter is not None and args.n_iter < 1:
+        raise ValueError(f"--n-iter: expected at least 1 MLEM iteration (0 is MLEM's flat start), found {args.n_iter}")
     start = time.perf_counter()
     require_file(args.input)  # a missing INPUT is reported before any network question
+    out = check_output_folder(Path(args.out) if args.out else Path.cwd() / f"{_stem(Path(args.input))}_enhanced")
     model = load_model(args.network, args.device)
     if model.mode != "pet":
         raise ValueError(f"--network: {model.path} is an unconditional network (mode {model.mode!r}); "
@@ -195,11 +199,11 @@ def _run(args: argparse.Namespace) -> dict:
         sampler=args.sampler, steps=args.steps, batch_size=args.batch_size, keep_samples=args.keep_samples,
         progress=sys.stderr.isatty(),
     )
-    out = Path(args.out) if args.out else Path.cwd() / f"{_stem(Path(args.input))}_enhanced"
     low_np = low[:, 0].cpu().numpy()
     if scan.is_sinogram:
         scan.volume = None  # the reconstruction has no file geometry: identity affine
-    _write_outputs(out, scan, low_np, result, args.fraction, model, args)
+    with staged_outputs(out, replaces=OUTPUTS) as stage:  # all of this run's files, or the earlier run's intact
+        _write_outputs(stage, scan, low_np, result, args.fraction, model, args)
     return {"out": str(out), "slices": int(low.shape[0]), "samples": args.samples,
             "skipped_slices": list(result.skipped), "seconds": round(time.perf_counter() - start, 2)}
 

@@ -16,6 +16,9 @@ import time
 from petdiff.evaluate.outputs import write_outputs
 from petdiff.evaluate.pipeline import evaluate_scans, log_stderr, open_model
 from petdiff.evaluate.scans import load_phantoms
+from petdiff.utils.io import check_output_folder, staged_outputs
+
+OUTPUTS = ("metrics.json", "metrics.md", "example_*.png", "psnr_vs_dose.png")  # one run's files, replaced together
 
 
 def _fractions(text: str) -> tuple[float, ...]:
@@ -69,11 +72,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    """Run the evaluation and write its files."""
+    """Run the evaluation and write its files (all of one run, or none: an earlier run's stay intact)."""
     args = build_parser().parse_args(argv)
     start = time.perf_counter()
     log = log_stderr
     try:
+        for name in ("samples", "n_iter", "tune_n", "batch_size"):
+            if getattr(args, name) < 1:
+                flag = "--" + name.replace("_", "-")
+                raise ValueError(f"{flag}: expected an integer >= 1, found {getattr(args, name)}")
+        out = check_output_folder(args.out)  # before any scan is simulated
         device, model, note, resolution = open_model(
             args.network, args.no_model, args.samples, args.device, args.resolution
         )
@@ -94,8 +102,12 @@ def main(argv: list[str]) -> int:
         "samples": args.samples if model is not None else None, "sampler": args.sampler, "steps": args.steps,
         "resolution": resolution, "tune_n": args.tune_n, "device": str(device),
     }
-    written = write_outputs(args.out, evaluation, settings, note, args.examples)
-    with open(written[1], encoding="utf-8") as f:
-        print(f.read())
-    log(f"wrote {len(written)} files to {args.out}/ in {time.perf_counter() - start:.1f} s")
+    try:
+        with staged_outputs(out, replaces=OUTPUTS) as stage:
+            written = [out / p.name for p in write_outputs(stage, evaluation, settings, note, args.examples)]
+    except OSError as exc:
+        print(f"petdiff evaluate: --out: could not write the outputs to {out}: {exc}", file=sys.stderr)
+        return 2
+    print((out / "metrics.md").read_text(encoding="utf-8"))
+    log(f"wrote {len(written)} files to {out}/ in {time.perf_counter() - start:.1f} s")
     return 0

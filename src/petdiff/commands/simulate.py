@@ -14,6 +14,7 @@ from petdiff.data.pair_file import write_pairs
 from petdiff.data.pairs import PairSimulator
 from petdiff.data.sources import phantom_source
 from petdiff.physics import Projector
+from petdiff.utils.io import check_output_file, staged_outputs
 
 
 def _range(text: str) -> float | tuple[float, float]:
@@ -48,12 +49,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    """Simulate pairs and write them atomically."""
+    """Simulate pairs and write them atomically (the output path is checked before the work)."""
     args = build_parser().parse_args(argv)
     if args.n < 1:
         print("petdiff simulate: --n: expected a positive number of pairs", file=sys.stderr)
         return 2
+    if args.n_iter < 1:
+        print(f"petdiff simulate: --n-iter: expected at least 1 MLEM iteration, found {args.n_iter}", file=sys.stderr)
+        return 2
     try:
+        out = check_output_file(args.out)  # before any pair is simulated
         source = phantom_source(args.phantoms, args.resolution)
         projector = Projector(args.resolution, device=args.device)
         simulator = PairSimulator(projector, args.counts, args.fraction, args.n_iter, args.alpha, args.normalization,
@@ -85,7 +90,13 @@ def main(argv: list[str]) -> int:
         "normalization": args.normalization,
         "seed": args.seed,
     }
-    path = write_pairs(args.out, chunks(), args.n, meta)
+    try:
+        with staged_outputs(out.parent) as stage:
+            write_pairs(stage / out.name, chunks(), args.n, meta)
+    except OSError as exc:
+        print(f"petdiff simulate: --out: could not write {out}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    path = out
     elapsed = time.perf_counter() - start
     print(
         json.dumps(

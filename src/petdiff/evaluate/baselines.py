@@ -115,12 +115,11 @@ def run_baselines(
     projector: Projector,
     fraction: float,
     settings: BaselineSettings,
-    full_dose: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Baseline images of low-dose sinograms in full-dose units (low-dose images / fraction), (B, 1, H, W) each.
 
     low_dose_mlem: n_iter iterations; early_stop_mlem: the tuned iteration count; post_filter: the n_iter
-    image blurred with the tuned FWHM; full_dose_mlem (when the full-dose sinograms are given): n_iter iterations.
+    image blurred with the tuned FWHM.
     """
     fraction = check_fraction("fraction", fraction)
     n_iter = settings.n_iter
@@ -130,6 +129,4 @@ def run_baselines(
         "early_stop_mlem": low[settings.early_stop_iter] / fraction,
         "post_filter": gaussian_filter(low[n_iter], settings.fwhm) / fraction,
     }
-    if full_dose is not None:
-        out["full_dose_mlem"] = mlem(full_dose, projector, n_iter=n_iter)
     return out

@@ -6,13 +6,15 @@ Loading either kind runs no code from the file: snapshots are safetensors + JSON
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
 import os
 import pickle
+import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -235,23 +237,34 @@ def save_training_state(
     return path
 
 
+def _unreadable_reason(error: Exception) -> str:
+    """What torch.load(weights_only=True) found wrong with a file, in one line."""
+    text = str(error)
+    if isinstance(error, pickle.UnpicklingError) and "WeightsUnpickler error:" in text:
+        reason = text.split("WeightsUnpickler error:", 1)[1].strip().split("\n")[0]
+        reason = reason.split(" was not an allowed global")[0].split(". Please")[0].strip()
+        if reason.startswith("Unsupported global"):
+            return (
+                "refused to load: expected only tensors and plain data (weights_only=True), "
+                f"found a pickled Python object ({reason.removeprefix('Unsupported global: ')})"
+            )
+        return f"expected a torch.save file, found an unreadable one ({reason}); truncated or corrupt?"
+    detail = text.strip().splitlines()[0] if text.strip() else ""
+    detail = f"{type(error).__name__}: {detail}" if detail else type(error).__name__
+    return f"expected a torch.save file, found an unreadable one ({detail}); truncated or corrupt?"
+
+
 def load_training_state(path: str | os.PathLike) -> dict[str, Any]:
     """Read a training-state file with torch.load(weights_only=True) (tensors on CPU) and validate its layout."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: training state file not found")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(
-            f"{path}: refused to load: expected only tensors and plain data (weights_only=True), "
-            f"found other Python objects ({first})"
-        ) from None
-    except (RuntimeError, EOFError, OSError) as e:
-        raise ValueError(
-            f"{path}: expected a torch.save file, found an unreadable one ({e}); truncated or corrupt?"
-        ) from None
+        with warnings.catch_warnings():  # junk bytes make torch warn about the "pickle protocol" before failing
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # any failure to parse (the unpickler raises IndexError, KeyError, ... on junk bytes)
+        raise ValueError(f"{path}: not a petdiff training state: {_unreadable_reason(e)}") from None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise ValueError(f"{path}: expected field 'format' = {STATE_FORMAT!r}, found {found!r}")
@@ -260,6 +273,16 @@ def load_training_state(path: str | os.PathLike) -> dict[str, Any]:
     missing = [k for k in _STATE_KEYS if k not in state]
     if missing:
         raise ValueError(f"{path}: expected fields {list(_STATE_KEYS)}, missing {missing}")
+    nimg = state["nimg"]
+    if isinstance(nimg, bool) or not isinstance(nimg, int) or nimg < 0:
+        raise ValueError(f"{path}: expected field 'nimg' to be an integer >= 0, found {nimg!r}")
+    for key in ("net", "ema"):
+        value = state[key]
+        if not isinstance(value, dict) or not all(isinstance(t, torch.Tensor) for t in value.values()):
+            raise ValueError(f"{path}: expected field {key!r} to be a dict of tensors, found {type(value).__name__}")
+    for key in ("optimizer", "rng", "config", "extra"):
+        if not isinstance(state[key], dict):
+            raise ValueError(f"{path}: expected field {key!r} to be a dict, found {type(state[key]).__name__}")
     return state
 
 
@@ -281,13 +304,26 @@ def restore_training_state(
         if problem:
             raise ValueError(f"{source}: field {key!r} does not match the network: {problem}")
         target.load_state_dict(state[key])
-    try:
+    with _field(source, "optimizer", "does not fit this optimiser"):
         optimizer.load_state_dict(state["optimizer"])
-    except (ValueError, KeyError) as e:
-        raise ValueError(f"{source}: field 'optimizer' does not fit this optimiser ({e})") from None
     if sampler is not None:
         if state["sampler"] is None:
             raise ValueError(f"{source}: a sampler was passed but the file holds no sampler state")
-        sampler.load_state_dict(state["sampler"])
-    restore_rng_state(state["rng"], generators)
+        with _field(source, "sampler", "does not fit this data sampler"):
+            sampler.load_state_dict(state["sampler"])
+    with _field(source, "rng", "is not a set of random-number-generator states"):
+        restore_rng_state(state["rng"], generators)
     return dict(state)
+
+
+@contextlib.contextmanager
+def _field(source: str, key: str, what: str) -> Iterator[None]:
+    """Turn any failure to restore field `key` of a training state into a ValueError naming the file and field."""
+    try:
+        yield
+    except ValueError as e:
+        if str(e).startswith(source):
+            raise
+        raise ValueError(f"{source}: field {key!r} {what} ({e})") from None
+    except Exception as e:  # a well-formed file with a corrupt field: torch raises TypeError, IndexError, ...
+        raise ValueError(f"{source}: field {key!r} {what} ({type(e).__name__}: {e})") from None

@@ -155,6 +155,23 @@ def _check_types(name: str, override: Override, base: DictConfig, cfg: DictConfi
         )
 
 
+def _parse_overrides(overrides: Sequence[str]) -> list[Override]:
+    """Hydra-parse each override, naming the one that does not parse and what is wrong with it (one line)."""
+    parser = OverridesParser.create()
+    parsed = []
+    for text in overrides:
+        try:
+            parsed += parser.parse_overrides([text])
+        except HydraException as e:
+            # Hydra's message is the parser's complaint plus a line with a URL; keep the complaint.
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ValueError(
+                f"override {text!r}: expected key=value in Hydra syntax (a list is [a,b], text with spaces or "
+                f"brackets goes in quotes), found a value that does not parse: {reason}"
+            ) from None
+    return parsed
+
+
 def load_config(
     config_name: str,
     overrides: Sequence[str] = (),
@@ -166,10 +183,7 @@ def load_config(
         raise ValueError(f"config_name: expected one of {list_configs(config_dir)}, found {config_name!r}")
     name = config_name.removesuffix(".yaml")
     folder = _check_config_dir(config_dir)
-    try:
-        parsed = OverridesParser.create().parse_overrides(list(overrides))
-    except HydraException as e:
-        raise ValueError(f"overrides: expected Hydra override syntax (key=value), {e}") from None
+    parsed = _parse_overrides(overrides)
     try:
         base = _compose(name, [], folder)
     except MissingConfigException:

@@ -129,8 +129,9 @@ def train(
     resume = _resume_path(cfg.run.resume)
 
     # Per-rank generators for data simulation, loss noise (σ, n, augmentation) and dropout. They are reseeded
-    # from (seed, rank, nimg) at every tick, so a run resumed from a tick boundary replays exactly what an
-    # uninterrupted run would have drawn, on every rank (a state file only holds rank 0's RNG states).
+    # from (seed, rank, nimg) before every step, so a run resumed after any step (a tick boundary or a stop in
+    # mid-tick) replays exactly what an uninterrupted run would have drawn, on every rank (a state file only
+    # holds rank 0's RNG states, which a resume therefore does not need).
     data_gen, loss_gen = torch.Generator(device), torch.Generator(device)
     generators = {"data": data_gen, "loss": loss_gen}
 
@@ -181,41 +182,51 @@ def train(
     if info.world_size > 1:
         ddp = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None)
 
-    run_dir = None
-    log_ctx: contextlib.AbstractContextManager = contextlib.nullcontext()
+    run_dir, removed = None, []
+    run_ctx = contextlib.ExitStack()
     if info.is_main:
         desc = cfg.run.desc or f"{cfg.data.mode}-{cfg.network.preset}-r{int(cfg.data.resolution)}-b{batch}"
         run_dir = rundir.make_run_dir(cfg.run.run_dir, str(desc))
+        run_ctx.enter_context(rundir.hold_run_dir(run_dir))
+        # Temporaries of state writes that a SIGKILL cut short, in the folder this run resumes from.
+        removed = rundir.clean_temporaries(resume.parent) if resume is not None else []
         config.save_training_options(cfg, run_dir)
-        log_ctx = stats.tee_output(run_dir / "log.txt")
+        run_ctx.enter_context(stats.tee_output(run_dir / "log.txt"))
     distributed.barrier()
 
-    with log_ctx, signals.stop_on_signals() as stop:
+    with run_ctx, signals.stop_on_signals() as stop:
         say = (lambda *a: None) if quiet else distributed.print0
         say(
             f"petdiff train: {count_parameters(net) / 1e6:.2f} M parameters, batch {batch} "
             f"({info.world_size} process(es) x {rounds} round(s) x {batch_gpu}), {cfg.run.kimg} kimg, device {device}"
             + (f", resumed from {resume} at {nimg / 1000:.3f} kimg" if resume else "")
+            + (f"\nremoved {len(removed)} stale temporary file(s) from {resume.parent}" if removed else "")
             + (f"\nrun folder: {run_dir}" if run_dir else "")
         )
         log = stats.StatsLog(run_dir) if run_dir else None
         tick = stats.TickStats(device)
         stream = iter(batches)
+        # Tick boundaries are the multiples of tick_nimg, wherever this invocation started, so a resumed run
+        # logs and saves at the same points as an uninterrupted one.
         tick_start_nimg, tick_start_time, data_time = nimg, time.perf_counter(), 0.0
         ticks_done = first_tick = nimg // tick_nimg
-        reseed(nimg)
 
-        def save(final: bool) -> None:
+        def save(final: bool, previous_ticks: int) -> None:
             """EMA snapshot and training state on rank 0 (DDP keeps the weights identical on every rank)."""
             if not info.is_main:
                 return
             kimg = nimg // 1000  # file names carry whole kimg, as in the reference
-            if final or ticks_done % int(cfg.run.snapshot_ticks) == 0:
+
+            def due(every: Any) -> bool:
+                """Whether this tick crossed a multiple of `every` ticks."""
+                return final or ticks_done // int(every) > previous_ticks // int(every)
+
+            if due(cfg.run.snapshot_ticks):
                 checkpoint.save_network(
                     run_dir / checkpoint.snapshot_name(kimg), ema.module, arch,
                     _snapshot_metadata(cfg, arch, nimg, role_meta),
                 )
-            if final or ticks_done % int(cfg.run.state_dump_ticks) == 0:
+            if due(cfg.run.state_dump_ticks):
                 checkpoint.save_training_state(
                     run_dir / checkpoint.training_state_name(kimg),
                     net=net,
@@ -228,6 +239,7 @@ def train(
                 )
 
         while nimg < total_nimg:
+            reseed(nimg)
             set_learning_rate(opt, lr_schedule(nimg / 1000))
             opt.zero_grad(set_to_none=True)
             for r in range(rounds):
@@ -252,11 +264,11 @@ def train(
             opt.step()
             nimg += batch
             ema.update(net, nimg, batch)
-            ticks_this_run = ticks_done - first_tick + (nimg - tick_start_nimg >= tick_nimg)
-            interrupted = stop.requested or (max_ticks is not None and ticks_this_run >= max_ticks)
+            boundary = nimg // tick_nimg > ticks_done
+            interrupted = stop.requested or (max_ticks is not None and nimg // tick_nimg - first_tick >= max_ticks)
             stop_now = distributed.any_rank(interrupted, device)
-            if nimg >= total_nimg or stop_now or nimg - tick_start_nimg >= tick_nimg:
-                ticks_done += 1
+            if nimg >= total_nimg or stop_now or boundary:
+                previous_ticks, ticks_done = ticks_done, nimg // tick_nimg
                 elapsed = time.perf_counter() - tick_start_time
                 kimg_done = (nimg - tick_start_nimg) / 1000
                 tick.report("timing/sec_per_kimg", elapsed / max(kimg_done, 1e-9))
@@ -269,15 +281,14 @@ def train(
                 if log is not None:
                     log.write(reduced, kimg=nimg / 1000)
                 say(
-                    f"tick {ticks_done:<4d} kimg {nimg / 1000:<8.3f} loss {reduced['loss']['mean']:<7.4f} "
+                    f"tick {-(-nimg // tick_nimg):<4d} kimg {nimg / 1000:<8.3f} loss {reduced['loss']['mean']:<7.4f} "
                     f"± {reduced['loss']['std']:<7.4f} sec/kimg {reduced['timing/sec_per_kimg']['mean']:<8.1f} "
                     f"data {100 * reduced['timing/data_fraction']['mean']:4.1f}% "
                     f"lr {opt.param_groups[0]['lr']:.2e} cpu {reduced['memory/cpu_gb']['mean']:.2f} GiB"
                 )
                 final = nimg >= total_nimg or stop_now
-                save(final)
+                save(final, previous_ticks)
                 tick_start_nimg, tick_start_time, data_time = nimg, time.perf_counter(), 0.0
-                reseed(nimg)
                 if stop_now:
                     say("petdiff train: stop requested; training state written, exiting")
                     break

@@ -1,4 +1,5 @@
-"""Run folders: `root/<NNNNN>-<desc>/`, numbered automatically, and the latest training state inside one."""
+"""Run folders: `root/<NNNNN>-<desc>/`, numbered automatically, the latest training state inside one, and the
+temporaries that an interrupted atomic write left there."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ except ImportError:  # not POSIX: mkdir(exist_ok=False) alone still prevents ove
 _DESC = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")
 _RUN_ID = re.compile(r"^(\d+)-")
 _STATE = re.compile(r"^training-state-(\d+)\.pt$")
+_TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")  # what utils.io.atomic_write names its temporary files
 _MAX_TRIES = 1000
 
 
@@ -47,7 +49,12 @@ def make_run_dir(root: str | os.PathLike, desc: str) -> Path:
             f"symbol), found {desc!r}"
         )
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"run.run_dir: expected a folder to create run folders in, found a file at {root}")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"run.run_dir: expected a folder that can be created, {root} cannot ({e.strerror})") from None
     with _locked(root):
         for _ in range(_MAX_TRIES):
             run_dir = root / f"{_next_id(root):05d}-{desc}"
@@ -66,3 +73,41 @@ def find_latest_state(run_dir: str | os.PathLike) -> Path | None:
         raise ValueError(f"run_dir: expected an existing run folder, found {run_dir}")
     states = [(int(m.group(1)), p) for p in run_dir.iterdir() if (m := _STATE.match(p.name)) and p.is_file()]
     return max(states)[1] if states else None
+
+
+@contextlib.contextmanager
+def hold_run_dir(run_dir: str | os.PathLike) -> Iterator[None]:
+    """Hold a shared flock on `run_dir` while a run writes there, so `clean_temporaries` leaves its files alone."""
+    if fcntl is None:
+        yield
+        return
+    fd = os.open(run_dir, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
+
+
+def clean_temporaries(run_dir: str | os.PathLike) -> list[Path]:
+    """Delete the `.<name>.<random>.tmp` files a killed run left in `run_dir`; none while a live run holds it."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return []
+    fd = os.open(run_dir, os.O_RDONLY) if fcntl is not None else None
+    try:
+        if fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # a run is writing there now: its temporaries are not stale
+                return []
+        removed = []
+        for path in run_dir.iterdir():
+            if _TEMPORARY.match(path.name) and path.is_file():
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    removed.append(path)
+        return sorted(removed)
+    finally:
+        if fd is not None:
+            os.close(fd)

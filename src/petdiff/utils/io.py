@@ -1,11 +1,13 @@
-"""Atomic file writes: write to a temporary name in the same folder, then rename."""
+"""Atomic file writes (a temporary name in the same folder, then rename), output-path checks made before a
+command's work starts, and staged outputs that appear together or not at all."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -44,3 +46,80 @@ def atomic_save_npz(path: str | os.PathLike, compress: bool = False, **arrays: n
     with atomic_write(path, "wb") as f:
         (np.savez_compressed if compress else np.savez)(f, **arrays)
     return path
+
+
+def _nearest_existing(path: Path) -> Path:
+    """`path` itself or its closest ancestor that exists."""
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _check_parent(path: Path, what: str) -> None:
+    """The folder that will hold `path` exists or can be created, and can be written to."""
+    ancestor = _nearest_existing(path.parent)
+    if not ancestor.is_dir():
+        raise ValueError(f"{what}: expected a path whose parent folders can be created, found a file at {ancestor}")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ValueError(f"{what}: expected a writable location, found no write permission in {ancestor}")
+
+
+def check_output_file(path: str | os.PathLike, what: str = "--out") -> Path:
+    """Fail early (ValueError naming `what`) if `path` cannot become an output file; returns it as a Path."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{what}: expected a file name to write, found an existing folder {path}")
+    _check_parent(path, what)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ValueError(f"{what}: expected a writable file, found a read-only one at {path}")
+    return path
+
+
+def check_output_folder(path: str | os.PathLike, what: str = "--out") -> Path:
+    """Fail early (ValueError naming `what`) if `path` cannot become an output folder; returns it as a Path."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{what}: expected an output folder, found an existing file {path}")
+    if path.is_dir():
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise ValueError(f"{what}: expected a writable folder, found no write permission in {path}")
+    else:
+        _check_parent(path, what)
+    return path
+
+
+@contextlib.contextmanager
+def staged_outputs(out: str | os.PathLike, replaces: Iterable[str] = (), what: str = "--out") -> Iterator[Path]:
+    """Yield a staging folder inside `out` for one run's files; on success move them into `out` together.
+
+    On any exception the staging folder is deleted and `out` is left exactly as it was (a folder this call
+    created is removed again), so an earlier run's outputs are never mixed with part of a new run's. On
+    success every file of the staging folder replaces its namesake in `out`, and files of `out` matching the
+    glob patterns `replaces` that this run did not write (an earlier run's, e.g. `std.nii.gz` after a run
+    without std) are deleted. The commit is a few renames within one folder, not one atomic step.
+    """
+    out = check_output_folder(out, what)
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
+    try:
+        yield stage
+        new = sorted(p for p in stage.iterdir() if not p.name.startswith("."))  # skip atomic_write leftovers
+        for p in new:
+            if not p.is_file():
+                raise ValueError(f"{p}: staged outputs must be files, found a folder")
+        names = {p.name for p in new}
+        stale = {p for pattern in replaces for p in out.glob(pattern) if p.is_file() and p.name not in names}
+        for p in new:
+            os.replace(p, out / p.name)
+        for p in stale:
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        if created:
+            with contextlib.suppress(OSError):
+                out.rmdir()  # only when empty
+        raise
+    shutil.rmtree(stage, ignore_errors=True)

@@ -71,3 +71,27 @@ def test_find_latest_state(tmp_path):
     assert find_latest_state(tmp_path) == tmp_path / "training-state-000200.pt"
     with pytest.raises(ValueError, match="run_dir"):
         find_latest_state(tmp_path / "missing")
+
+
+def test_a_file_as_run_root_is_a_value_error(tmp_path):
+    (tmp_path / "runs").write_text("not a folder")
+    with pytest.raises(ValueError, match=r"run\.run_dir: expected a folder .* found a file at .*runs"):
+        make_run_dir(tmp_path / "runs", "x")
+
+
+def test_clean_temporaries_removes_only_atomic_write_leftovers(tmp_path):
+    stale = [tmp_path / ".training-state-000001.pt.k3j_9x0a.tmp", tmp_path / ".stats.jsonl.abcdefgh.tmp"]
+    kept = [tmp_path / "training-state-000001.pt", tmp_path / "notes.tmp", tmp_path / ".hidden"]
+    for path in stale + kept:
+        path.write_bytes(b"x")
+    assert rundir.clean_temporaries(tmp_path) == sorted(stale)
+    assert all(p.exists() for p in kept) and not any(p.exists() for p in stale)
+    assert rundir.clean_temporaries(tmp_path / "missing") == []
+
+
+def test_clean_temporaries_spares_a_folder_a_live_run_holds(tmp_path):
+    tmp = tmp_path / ".training-state-000001.pt.abcdefgh.tmp"
+    tmp.write_bytes(b"being written")
+    with rundir.hold_run_dir(tmp_path):
+        assert rundir.clean_temporaries(tmp_path) == [] and tmp.exists()
+    assert rundir.clean_temporaries(tmp_path) == [tmp] and not tmp.exists()

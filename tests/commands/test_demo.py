@@ -8,7 +8,7 @@ from PIL import Image
 
 from petdiff.commands import demo
 from petdiff.inference import model as inference_model
-from test_evaluate_support import save_tiny_snapshot
+from tests.conftest import save_tiny_snapshot
 
 
 def test_demo_with_a_tiny_network(tmp_path, capsys):

@@ -10,7 +10,7 @@ from PIL import Image
 from petdiff.commands import evaluate as evaluate_command
 from petdiff.evaluate.pipeline import optional_model
 from petdiff.inference import model as inference_model
-from test_evaluate_support import TINY_RES, save_tiny_snapshot
+from tests.conftest import TINY_RES, save_tiny_snapshot
 
 
 @pytest.fixture
@@ -45,7 +45,14 @@ def test_evaluate_with_a_tiny_network(tmp_path, snapshot, capsys):
     assert "vs_full_dose" not in main["methods"]["full_dose_mlem"]  # not compared with itself
     assert set(main["methods"]["posterior_mean"]["regions"]) >= {"grey_matter", "white_matter"}
     calib = main["calibration"]["vs_full_dose"]
-    assert 0 <= calib["gaussian_0.9"] <= 1 and calib["samples_0.5_expected"] == pytest.approx(0.25)
+    assert calib["samples_0.5_expected"] == pytest.approx(0.25)  # c·(K−1)/(K+1) with K = 3
+    # Coverages are counts of covered head pixels over the head's pixels (the same mask vs truth and vs full dose),
+    # and a wider Gaussian interval covers every pixel a narrower one does.
+    pixels = calib["pixels"]
+    assert pixels == main["calibration"]["vs_truth"]["pixels"] and 0 < pixels <= 3 * TINY_RES**2
+    for key in ("gaussian_0.5", "gaussian_0.9", "samples_0.5", "samples_0.9"):
+        assert calib[key] * pixels == pytest.approx(round(calib[key] * pixels), abs=1e-6), key
+    assert calib["gaussian_0.5"] <= calib["gaussian_0.9"] and calib["samples_0.5"] <= calib["samples_0.9"]
     assert len(main["per_slice_psnr_vs_truth"]["posterior_mean"]) == 3
     assert main["baselines"]["tuned_on"]["phantoms"] == "procedural"
     text = (out / "metrics.md").read_text(encoding="utf-8")
@@ -72,6 +79,39 @@ def test_missing_default_weights_fall_back_to_baselines(monkeypatch, tmp_path):
     monkeypatch.setattr(inference_model, "default_weights_dir", lambda: tmp_path / "weights")
     model, note = optional_model(None, no_model=False, device="cpu")
     assert model is None and "no shipped model" in note and str(tmp_path / "weights") in note
+
+
+def test_failed_write_leaves_the_previous_evaluation_intact(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "eval"
+    args = ["--no-model", "--resolution", "32", "--n-slices", "2", "--tune-n", "4", "--out", str(out)]
+    assert evaluate_command.main([*args, "--examples", "2"]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert sorted(before) == ["example_000.png", "example_001.png", "metrics.json", "metrics.md"]
+    real = evaluate_command.write_outputs
+
+    def write_then_fail(stage, *a, **k):
+        real(stage, *a, **k)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(evaluate_command, "write_outputs", write_then_fail)
+    assert evaluate_command.main([*args, "--examples", "1", "--seed", "5"]) == 2
+    assert "could not write the outputs" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing new, nothing mixed, no staging left
+    monkeypatch.setattr(evaluate_command, "write_outputs", real)
+    assert evaluate_command.main([*args, "--examples", "1", "--seed", "5"]) == 0
+    # One example now: the earlier run's example_000.png is gone with the rest of that run.
+    assert sorted(p.name for p in out.iterdir()) == ["example_001.png", "metrics.json", "metrics.md"]
+    assert read_json(out / "metrics.json")["settings"]["seed"] == 5
+
+
+def test_output_path_is_checked_before_the_work(tmp_path, capsys, monkeypatch):
+    (tmp_path / "taken").write_text("a file")
+    monkeypatch.setattr(evaluate_command, "evaluate_scans", lambda *a, **k: pytest.fail("work started"))
+    assert evaluate_command.main(["--no-model", "--out", str(tmp_path / "taken")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"petdiff evaluate: --out: expected an output folder, found an existing file {tmp_path / 'taken'}\n"
+    assert evaluate_command.main(["--no-model", "--n-iter", "0", "--out", str(tmp_path / "e")]) == 2
+    assert "--n-iter: expected an integer >= 1, found 0" in capsys.readouterr().err
 
 
 def test_bad_arguments_exit_2(tmp_path, capsys):

@@ -2,8 +2,8 @@
 
 import pytest
 
-from conftest import load_benchmark
 from petdiff.models import build_network
+from tests.conftest import load_benchmark
 
 
 def small_network():

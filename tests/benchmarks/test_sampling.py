@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import load_benchmark
+from tests.conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")

@@ -283,3 +283,59 @@ def test_restore_rejects_other_architecture(tmp_path):
     other = Net(channels=8)
     with pytest.raises(ValueError, match=r"training-state-000000\.pt.*'net'.*shape"):
         restore_training_state(path, net=other, ema=EMA(other, 1.0), optimizer=torch.optim.Adam(other.parameters()))
+
+
+@pytest.mark.parametrize("blob", [b"\x80\x02\x86.", b"\x80\x02h\x05.", b"\x80\x02]q\x00.", b"PK\x03\x04junk"])
+def test_junk_bytes_are_not_a_training_state(tmp_path, blob):
+    path = tmp_path / "training-state-000000.pt"
+    path.write_bytes(blob)
+    with pytest.raises(ValueError, match=r"training-state-000000\.pt: not a petdiff training state"):
+        load_training_state(path)
+
+
+def test_random_files_are_never_anything_but_a_value_error(tmp_path):
+    # ≈ 7 % of random files used to escape as IndexError / KeyError from inside the unpickler.
+    rng = np.random.default_rng(0)
+    path = tmp_path / "training-state-000000.pt"
+    for _ in range(300):
+        path.write_bytes(rng.integers(0, 256, int(rng.integers(1, 200)), dtype=np.uint8).tobytes())
+        with pytest.raises(ValueError, match="not a petdiff training state"):
+            load_training_state(path)
+
+
+def _state_with(tmp_path, **fields) -> Path:
+    net, ema, opt = make_training()
+    path = tmp_path / "training-state-000000.pt"
+    save_training_state(path, net=net, ema=ema, optimizer=opt, nimg=0, config={})
+    state = torch.load(path, weights_only=True)
+    torch.save({**state, **fields}, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("fields", "words"),
+    [
+        ({"nimg": "12"}, r"'nimg' to be an integer >= 0, found '12'"),
+        ({"net": [1, 2]}, r"'net' to be a dict of tensors, found list"),
+        ({"ema": {"w": 3}}, r"'ema' to be a dict of tensors"),
+        ({"optimizer": None}, r"'optimizer' to be a dict, found NoneType"),
+    ],
+)
+def test_malformed_fields_are_named(tmp_path, fields, words):
+    with pytest.raises(ValueError, match=words):
+        load_training_state(_state_with(tmp_path, **fields))
+
+
+@pytest.mark.parametrize(
+    ("fields", "key"),
+    [
+        ({"optimizer": {"state": {}, "param_groups": 5}}, "optimizer"),
+        ({"optimizer": {"state": 3, "param_groups": []}}, "optimizer"),
+        ({"rng": {"torch_cpu": torch.zeros(3), "generators": {}}}, "rng"),
+    ],
+)
+def test_corrupt_fields_fail_to_restore_with_a_value_error_naming_them(tmp_path, fields, key):
+    path = _state_with(tmp_path, **fields)
+    net, ema, opt = make_training(1)
+    with pytest.raises(ValueError, match=rf"training-state-000000\.pt: field '{key}'"):
+        restore_training_state(path, net=net, ema=ema, optimizer=opt)

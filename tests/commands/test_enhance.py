@@ -13,7 +13,7 @@ from petdiff.inference import model as model_module
 from petdiff.inference.panel import panel_slices
 from petdiff.phantoms import load_volume
 from petdiff.physics import Projector, poisson_sinogram
-from test_inference_support import RES, save_tiny
+from tests.conftest import RES, save_tiny
 
 
 @pytest.fixture
@@ -176,18 +176,38 @@ def test_unconditional_network_is_rejected(tmp_path, capsys):
     assert code == 2 and "mode 'pet'" in err
 
 
-def test_failure_while_writing_leaves_no_partial_files(tmp_path, net, capsys, monkeypatch):
+def test_failure_while_writing_leaves_the_previous_outputs_intact(tmp_path, net, capsys, monkeypatch):
+    np.save(tmp_path / "scan.npy", slices(1))
+    out = tmp_path / "o"
+    code, _, _ = run(tmp_path, capsys, tmp_path / "scan.npy", "--network", net, "--samples", 2, "--out", out)
+    assert code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert sorted(before) == ["enhanced.npz", "enhanced.png", "mean.nii.gz", "std.nii.gz"]
+
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(enhance_cmd, "enhancement_panel", broken)
-    np.save(tmp_path / "scan.npy", slices(1))
-    out = tmp_path / "o"
-    code, _, err = run(tmp_path, capsys, tmp_path / "scan.npy", "--network", net, "--samples", 2, "--out", out)
+    monkeypatch.setattr(enhance_cmd, "enhancement_panel", broken)  # the last of the four files fails
+    code, _, err = run(tmp_path, capsys, tmp_path / "scan.npy", "--network", net, "--samples", 3, "--seed", 9,
+                       "--out", out)
     assert code == 2 and "disk full" in err
-    names = sorted(p.name for p in out.iterdir())
-    assert "enhanced.png" not in names and not [n for n in names if n.startswith(".")]
-    np.load(out / "enhanced.npz")  # what was written is complete
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no new enhanced.npz beside the old std
+    monkeypatch.undo()
+    # A run without std replaces the whole set: the earlier std.nii.gz does not stay behind.
+    code, _, _ = run(tmp_path, capsys, tmp_path / "scan.npy", "--network", net, "--samples", 1, "--out", out)
+    assert code == 0 and sorted(p.name for p in out.iterdir()) == ["enhanced.npz", "enhanced.png", "mean.nii.gz"]
+
+
+def test_out_and_n_iter_are_checked_before_sampling(tmp_path, net, capsys, monkeypatch):
+    monkeypatch.setattr(enhance_cmd, "enhance", lambda *a, **k: pytest.fail("sampling started"))
+    np.save(tmp_path / "scan.npy", slices(1))
+    (tmp_path / "taken").write_text("a file")
+    code, _, err = run(tmp_path, capsys, tmp_path / "scan.npy", "--network", net, "--out", tmp_path / "taken")
+    assert code == 2 and err == (
+        f"petdiff enhance: --out: expected an output folder, found an existing file {tmp_path / 'taken'}\n"
+    )
+    code, _, err = run(tmp_path, capsys, tmp_path / "scan.npy", "--network", net, "--sinogram", "--n-iter", 0)
+    assert code == 2 and err.count("\n") == 1 and "--n-iter: expected at least 1 MLEM iteration" in err
 
 
 def test_panel_slices():

@@ -14,7 +14,7 @@ from PIL import Image
 from petdiff.commands import generate as generate_cmd
 from petdiff.inference import condition_seed, conditions_from_config, generate, load_model, rank_seeds
 from petdiff.training.config import config_to_dict, load_config, packaged_config_dir
-from test_inference_support import RES, save_tiny
+from tests.conftest import RES, save_tiny
 
 
 @pytest.fixture

@@ -1,3 +1,4 @@
+import contextlib
 import json
 import os
 import shutil
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 from petdiff.models import build_network
-from petdiff.training import checkpoint, config
+from petdiff.training import checkpoint, config, rundir, signals
 from petdiff.training.loop import train
 
 
@@ -56,6 +57,64 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path):
     assert len({full, part, resumed}) == 3  # never overwrites a run
 
 
+class _StopAfter(signals.StopRequest):
+    """A stop request that turns on at the n-th poll, i.e. as if SIGINT arrived during step n."""
+
+    def __init__(self, step: int):
+        super().__init__()
+        self._step, self._polls = step, 0
+
+    @property
+    def requested(self) -> bool:
+        self._polls += 1
+        return self._polls >= self._step
+
+    @requested.setter
+    def requested(self, value: bool) -> None:
+        pass
+
+
+def _assert_states_equal(a: dict, b: dict) -> None:
+    assert a["nimg"] == b["nimg"]
+    for key in ("net", "ema"):
+        assert a[key].keys() == b[key].keys()
+        for name in a[key]:
+            assert torch.equal(a[key][name], b[key][name]), f"{key}.{name}"
+    sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
+    assert sa.keys() == sb.keys() and a["optimizer"]["param_groups"] == b["optimizer"]["param_groups"]
+    for i in sa:
+        for k in sa[i]:
+            assert torch.equal(sa[i][k], sb[i][k]), f"optimizer.state[{i}].{k}"
+
+
+@pytest.mark.parametrize("stop_step", [5, 7])
+def test_stop_in_mid_tick_resumes_bitwise_equal(tmp_path, monkeypatch, stop_step):
+    # tiny_test: 8 steps of batch 4, 2 steps per tick; steps 5 and 7 end in the middle of a tick.
+    full = train(_cfg(tmp_path), quiet=True)
+    with monkeypatch.context() as m:
+        m.setattr(signals, "stop_on_signals", lambda: contextlib.nullcontext(_StopAfter(stop_step)))
+        part = train(_cfg(tmp_path), quiet=True)
+    assert checkpoint.load_training_state(rundir.find_latest_state(part))["nimg"] == 4 * stop_step
+    resumed = train(_cfg(tmp_path, f"run.resume={part}"), quiet=True)
+    a = checkpoint.load_training_state(full / checkpoint.training_state_name(0))
+    b = checkpoint.load_training_state(resumed / checkpoint.training_state_name(0))
+    assert a["nimg"] == 32
+    _assert_states_equal(a, b)
+    # The resumed run logs the same tick boundaries as the uninterrupted one (plus the partial tick before the stop).
+    kimg = [json.loads(line)["kimg"] for line in (resumed / "stats.jsonl").read_text().splitlines()]
+    assert kimg == [k for k in (0.016, 0.024, 0.032) if k > 0.004 * stop_step]
+
+
+def test_resume_removes_temporaries_a_killed_state_write_left(tmp_path, capsys):
+    part = train(_cfg(tmp_path), quiet=True, max_ticks=2)
+    stale = part / ".training-state-000000.pt.x1y2z3w4.tmp"
+    stale.write_bytes(b"half a state")
+    resumed = train(_cfg(tmp_path, f"run.resume={part}"))
+    assert not stale.exists() and (part / checkpoint.training_state_name(0)).is_file()
+    assert f"removed 1 stale temporary file(s) from {part}" in capsys.readouterr().out
+    assert not [p for p in resumed.iterdir() if p.name.endswith(".tmp")]
+
+
 def test_images_run_with_pair_file_free_dataset(tmp_path):
     images = np.random.default_rng(0).random((6, 16, 16)).astype(np.float32)
     np.savez(tmp_path / "imgs.npz", images=images)
@@ -81,6 +140,15 @@ def test_train_command_reports_unknown_keys(tmp_path, capsys):
     assert "run.nonsense" in capsys.readouterr().err
 
 
+def test_train_command_refuses_a_file_as_run_dir(tmp_path, capsys):
+    from petdiff.cli import main
+
+    (tmp_path / "taken").write_text("a file")
+    assert main(["train", "-cn=tiny_test", f"run.run_dir={tmp_path / 'taken'}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "run.run_dir" in err and "found a file" in err and "Traceback" not in err
+
+
 def test_two_process_gloo_training_keeps_ranks_identical(tmp_path):
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
     if torchrun is None:
@@ -103,3 +171,13 @@ def test_two_process_gloo_training_keeps_ranks_identical(tmp_path):
     lines = [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]
     assert all(np.isfinite(rec["loss"]["mean"]) for rec in lines)
     assert lines[0]["loss"]["num"] == 8  # a tick = 2 steps x batch 4, both ranks' samples reduced together
+
+
+def test_train_command_refuses_a_junk_resume_file_in_one_line(tmp_path, capsys):
+    from petdiff.cli import main
+
+    junk = tmp_path / "training-state-000000.pt"
+    junk.write_bytes(b"\x80\x02h\x05.")
+    assert main(["train", "-cn=tiny_test", f"run.run_dir={tmp_path / 'runs'}", f"run.resume={junk}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{junk}: not a petdiff training state" in err

@@ -21,7 +21,7 @@ from petdiff.inference import model as model_module
 from petdiff.inference.enhance import full_dose_scale
 from petdiff.physics import Projector, poisson_sinogram, thin
 from petdiff.recon import mlem
-from test_inference_support import RES, save_tiny, stub_model
+from tests.conftest import RES, save_tiny, stub_model
 
 
 def low_dose_batch(batch: int = 2, seed: int = 0) -> torch.Tensor:
