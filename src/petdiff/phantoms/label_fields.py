@@ -30,7 +30,7 @@ from petdiff.phantoms.procedural import Phantoms
 
 MAX_CLASSES = 12  # interior classes at most; class indices: 0 background, 1-2 rings, 3.. interior, then lesions
 _RING_CLASSES = 2
-_LESION_CLASSES = 2
+FOV_RADIUS = 0.98  # in units of the half field of view
 FIELD_CLASS_NAMES: tuple[str, ...] = (
     "background",
     "outer_ring",
@@ -78,7 +78,9 @@ def _head_depth(n: int, fine: int, g: torch.Generator, device: torch.device) -> 
     amp = _uniform(g, (n, 1, 1, 5), 0.0, 0.05, device) / (harmonics - 1.0)
     phase = _uniform(g, (n, 1, 1, 5), 0.0, 2 * math.pi, device)
     boundary = 1.0 + (amp * torch.cos(harmonics * theta.unsqueeze(-1) + phase)).sum(dim=-1)
-    return 1.0 - rho / boundary
+    # The scanner sees the unit disc from every angle: nothing may lie outside radius FOV_RADIUS.
+    inside_fov = (x**2 + y**2).sqrt() < FOV_RADIUS
+    return torch.where(inside_fov, 1.0 - rho / boundary, torch.full_like(rho, -1.0))
 
 
 def _class_levels(n: int, n_interior: torch.Tensor, g: torch.Generator, device: torch.device) -> torch.Tensor:
