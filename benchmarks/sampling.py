@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/sampling.py                       # timings, untrained pet_cpu_64 network
     .venv/bin/python benchmarks/sampling.py --network PATH --pairs PAIRS.npz   # + fewest steps within 0.2 dB
+    .venv/bin/python benchmarks/sampling.py --methods-only        # the enhance methods vs the reference yardstick
 
 Timings: seconds per denoiser evaluation of one 64×64 slice (batch 1 and per slice at batch 8), and
 seconds per slice for the reference schedule (EDM Heun, 60 steps = 119 evaluations, with churn) and
@@ -26,6 +27,10 @@ import torch
 from petdiff.diffusion import EDM_REFERENCE_SAMPLING, SAMPLERS, StackedRandomGenerator, sample
 
 REFERENCE_SECONDS_PER_SLICE = {"57.1M_params_edm_60_steps": 40.0, "3.6M_params_edm_60_steps": 3.7}
+# The yardstick of the speed targets: one posterior sample of the reference recipe with a 32-channel ADM network
+# (3.6 M parameters), 60 Heun steps with churn (119 evaluations), timed with petdiff's own code in the same run.
+YARDSTICK_OVERRIDES = {"model_channels": 32}
+TARGET_RATIOS = {"posterior": 0.5, "mean": 0.02}
 
 
 def evaluations(sampler: str, num_steps: int) -> int:
@@ -113,6 +118,67 @@ def quality(net, pairs_path: str, n_slices: int, steps: list[int], solvers: list
     return out
 
 
+def _median_seconds(fn, repeats: int) -> float:
+    """Median wall-clock seconds of fn() over `repeats` calls after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def methods(pair: str | None, repeats: int) -> dict:
+    """Seconds per slice of `enhance --method mean|posterior` (default settings, mean and std included) as ratios
+    of one reference sample (the yardstick) timed in the same run."""
+    from petdiff.inference.enhancer import Enhancer
+    from petdiff.inference.model import load_pair
+    from petdiff.models import build_network, count_parameters
+    from petdiff.models.presets import network_config
+
+    yardstick = build_network(network_config("pet_reference_64", **YARDSTICK_OVERRIDES), seed=0).eval()
+    yardstick.requires_grad_(False)
+    gen = torch.Generator().manual_seed(0)
+    cond = torch.rand(1, 1, 64, 64, generator=gen) * 2 - 1
+    with torch.no_grad():
+        reference = _median_seconds(lambda: draw(yardstick, cond, [0], "edm", 60), max(1, repeats // 3))
+    enhancer = Enhancer(*load_pair(pair))
+    settings = enhancer.settings("posterior") if enhancer.residual_model is not None else None
+    low = torch.poisson(torch.full((8, 1, 64, 64), 3.0), generator=gen)
+    counts = torch.full((8,), 1e5)
+    out = {
+        "yardstick": {"parameters": count_parameters(yardstick), "sampler": "edm", "steps": 60, "evaluations": 119,
+                      "seconds_per_slice": reference},
+        "pair": {"mean": str(enhancer.mean_model.path),
+                 "residual": None if enhancer.residual_model is None else str(enhancer.residual_model.path)},
+    }
+    mean_settings = enhancer.settings("mean")
+    for batch in (1, 8):
+        seconds = _median_seconds(lambda b=batch: enhancer.enhance(low[:b], 0.25, counts[:b], mean_settings),
+                                  repeats) / batch
+        out[f"mean_batch_{batch}"] = {"seconds_per_slice": seconds, "ratio_to_yardstick": seconds / reference}
+    if settings is not None:
+        out["posterior_settings"] = settings.as_dict()
+        for batch in (1, 4):
+            seconds = _median_seconds(lambda b=batch: enhancer.enhance(low[:b], 0.25, counts[:b], settings),
+                                      max(1, repeats // 3)) / batch
+            out[f"posterior_batch_{batch}"] = {"seconds_per_slice": seconds, "ratio_to_yardstick": seconds / reference}
+        warm = enhancer.settings("posterior", warm_start=1.0)
+        seconds = _median_seconds(lambda: enhancer.enhance(low[:1], 0.25, counts[:1], warm), max(1, repeats // 3))
+        out["posterior_warm_start_1.0_batch_1"] = {"seconds_per_slice": seconds,
+                                                    "ratio_to_yardstick": seconds / reference}
+    out["targets"] = {
+        "mean": {"ratio": out["mean_batch_1"]["ratio_to_yardstick"], "target": TARGET_RATIOS["mean"],
+                 "met": out["mean_batch_1"]["ratio_to_yardstick"] <= TARGET_RATIOS["mean"]},
+    }
+    if settings is not None:
+        ratio = out["posterior_batch_1"]["ratio_to_yardstick"]
+        out["targets"]["posterior"] = {"ratio": ratio, "target": TARGET_RATIOS["posterior"],
+                                       "met": ratio <= TARGET_RATIOS["posterior"]}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print one JSON object."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -125,10 +191,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=10, help="timed denoiser evaluations per batch size")
     p.add_argument("--tolerance-db", type=float, default=0.2)
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    p.add_argument("--pair", default=None, help="residual (or regression) snapshot for the methods part "
+                   "(default: the shipped pair)")
+    p.add_argument("--methods-only", action="store_true", help="only time the enhance methods vs the yardstick")
     args = p.parse_args(argv)
     if args.threads > 0:
         # on a shared CPU one thread is far steadier: oversubscribed intra-op threads wait on each other
         torch.set_num_threads(args.threads)
+    if args.methods_only:
+        print(json.dumps({"benchmark": "sampling-methods", "device": "cpu", "torch_threads": torch.get_num_threads(),
+                          **methods(args.pair, args.repeats)}))
+        return 0
     steps = [int(s) for s in args.steps.split(",") if s]
     solvers = [s for s in args.solvers.split(",") if s]
     unknown = sorted(set(solvers) - set(SAMPLERS))

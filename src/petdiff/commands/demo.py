@@ -19,7 +19,8 @@ from petdiff.evaluate.scans import load_phantoms
 from petdiff.utils.io import atomic_write
 
 COUNTS, FRACTION, N_ITER, TUNE_N = 1e6, 0.25, 50, 16
-TABLE_METHODS = ("low_dose_mlem", "post_filter", "early_stop_mlem", "full_dose_mlem", "posterior_mean")
+TABLE_METHODS = ("low_dose_mlem", "post_filter", "early_stop_mlem", "full_dose_mlem", "regression_mean",
+                 "posterior_mean")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,15 +75,18 @@ def panel(evaluation: Evaluation, result: DoseResult, samples: int) -> bytes:
         column("low_dose_mlem", f"25 % dose: {labels['low_dose_mlem']}"),
         column("post_filter", f"25 % + Gaussian, FWHM {result.settings.fwhm:g} px"),
     ]
-    has_model = "posterior_mean" in result.images
-    if has_model:
+    has_model = "posterior_mean" in result.images or "regression_mean" in result.images
+    if "regression_mean" in result.images:
+        cols.append(column("regression_mean", "regression mean (one pass)"))
+    if "posterior_mean" in result.images:
         cols.append(column("posterior_mean", f"posterior mean ({samples} samples)"))
         if result.std is not None:
             cols.append(("posterior std (uncertainty)", result.std[0, 0].cpu().numpy(), "std"))
     else:
         cols.append(column("early_stop_mlem", f"25 % early-stopped ({result.settings.early_stop_iter} it.)"))
     title = f"petdiff demo: procedural phantom, {COUNTS:g} full-dose counts"
-    return panel_figure(cols, title + ("" if has_model else " (no model: baselines only)"), ncols=3)
+    return panel_figure(cols, title + ("" if has_model else " (no model: baselines only)"), ncols=4 if len(cols) > 6
+                        else 3)
 
 
 def main(argv: list[str]) -> int:

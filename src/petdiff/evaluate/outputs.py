@@ -128,7 +128,9 @@ def example_columns(evaluation: Evaluation, result: DoseResult, i: int) -> list[
     best = result.best_baseline
     if best != "low_dose_mlem":
         cols.append((labels[best], img(images[best]), "activity"))
-    shown = "posterior_mean" if "posterior_mean" in images else best
+    shown = next((name for name in ("posterior_mean", "regression_mean") if name in images), best)
+    if "regression_mean" in images:
+        cols.append((labels["regression_mean"], img(images["regression_mean"]), "activity"))
     if "posterior_mean" in images:
         cols.append(("posterior mean", img(images["posterior_mean"]), "activity"))
     if result.std is not None:

@@ -1,8 +1,10 @@
 """The evaluation run shared by `petdiff evaluate` and `petdiff demo`: scans → every method → scores.
 
 For each dose fraction: baselines tuned on procedural training scans (evaluate.baselines), the noiseless
-MLEM reference, and (with a model) the posterior mean / std from `petdiff.inference.enhance`, all in
-full-dose units, then scored with evaluate.scoring.
+MLEM reference, and (with a model) the model's outputs, all in full-dose units, then scored with
+evaluate.scoring. A residual-corrective pair (`inference.Enhancer`) gives the regression mean
+(`regression_mean`, the supervised-UNet method `--method mean`) and the posterior mean / std of its
+residual diffusion; a single conditional denoiser (`pet_cpu_64`, the reference design) its posterior.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from petdiff.evaluate.baselines import BaselineSettings, run_baselines, tune_bas
 from petdiff.evaluate.masks import head_mask
 from petdiff.evaluate.scans import Phantoms, Scans, simulate_scans
 from petdiff.evaluate.scoring import aggregate, best_baseline, score_images, score_posterior
+from petdiff.inference.enhancer import Enhancer
 from petdiff.physics import Projector
 from petdiff.recon import mlem
 
@@ -46,6 +49,20 @@ class Evaluation:
     mask: torch.Tensor
     results: list[DoseResult] = field(default_factory=list)
     model_info: dict[str, Any] | None = None
+
+
+def _enhance_pair(
+    enhancer: Any, low: torch.Tensor, recon: torch.Tensor, n_iter: int, projector: Projector, fraction: float,
+    options: dict[str, Any],
+):
+    """Regression mean and posterior of the residual-corrective pair, told each scan's measured counts."""
+    trained = int(enhancer.data.get("n_iter", n_iter))
+    if trained != n_iter:
+        recon = mlem(low, projector, n_iter=trained)
+    counts = low.flatten(1).sum(dim=1)  # = Σ s·λ of the MLEM image: MLEM preserves counts
+    method = "posterior" if enhancer.residual_model is not None else "mean"
+    settings = enhancer.settings(method, **({} if method == "mean" else options))
+    return enhancer.enhance(recon, fraction, counts, settings, keep_samples=method == "posterior")
 
 
 def _enhance(
@@ -97,8 +114,14 @@ def evaluate_scans(
         if model is not None:
             options = {"samples": samples, "seeds": [seed + k for k in range(samples)], **(enhance_options or {})}
             recon = images["low_dose_mlem"] * fraction
-            result = _enhance(model, scans.low[fraction], recon, n_iter, projector, fraction, options)
-            images["posterior_mean"] = result.mean
+            if isinstance(model, Enhancer):
+                result = _enhance_pair(model, scans.low[fraction], recon, n_iter, projector, fraction, options)
+                images["regression_mean"] = result.regression
+                if result.std is not None:
+                    images["posterior_mean"] = result.mean
+            else:
+                result = _enhance(model, scans.low[fraction], recon, n_iter, projector, fraction, options)
+                images["posterior_mean"] = result.mean
             std = result.std
             if std is not None:
                 calib = score_posterior(result.mean, std, scans.truth, full_recon, mask, samples, result.samples)
@@ -114,20 +137,34 @@ def evaluate_scans(
 def optional_model(network: str | None, no_model: bool, device: str | None = None) -> tuple[Any, str]:
     """(model or None, a note saying what is evaluated): --no-model, or no --network and no shipped weights → None.
 
-    A --network that cannot be loaded is an error (ValueError), not a silent fallback to the baselines.
+    A regression or residual snapshot gives an Enhancer (the residual brings its regression network), a
+    single conditional denoiser its LoadedModel. A --network that cannot be loaded is an error (ValueError),
+    not a silent fallback to the baselines.
     """
     if no_model:
         return None, "Baselines only (--no-model): no posterior mean / uncertainty."
-    from petdiff.inference import load_model
+    from petdiff.inference.model import load_model, load_pair, read_role
 
     if network is not None:
-        model = load_model(network, device=device)
-        return model, f"Model: {model.path}."
+        if read_role(network) == "denoiser":
+            model = load_model(network, device=device)
+            return model, f"Model: {model.path} (single conditional denoiser)."
+        enhancer = Enhancer(*load_pair(network, device=device))
+        return enhancer, f"Model: {describe(enhancer)}."
     try:
-        model = load_model(None, device=device)
+        enhancer = Enhancer(*load_pair(None, device=device))
     except ValueError as exc:
         return None, f"Baselines only: no --network given and no shipped model ({exc})."
-    return model, f"Model: the shipped default weights ({model.path.name})."
+    return enhancer, f"Model: the shipped pair ({describe(enhancer)})."
+
+
+def describe(enhancer: Enhancer) -> str:
+    """'mean.safetensors (regression, 40 kimg) + residual.safetensors (residual diffusion, 20 kimg)'."""
+    parts = [f"{enhancer.mean_model.path.name} (regression, {enhancer.mean_model.meta.get('kimg', '?')} kimg)"]
+    if enhancer.residual_model is not None:
+        residual = enhancer.residual_model
+        parts.append(f"{residual.path.name} (residual diffusion, {residual.meta.get('kimg', '?')} kimg)")
+    return " + ".join(parts)
 
 
 def open_model(
@@ -156,5 +193,9 @@ def model_info(model: Any) -> dict[str, Any] | None:
     """Path and the sidecar facts that matter for reading the numbers (kimg, target, normalisation, data, sampling)."""
     if model is None:
         return None
-    keys = ("kimg", "target", "normalization", "data", "sampling", "config_hash")
+    keys = ("role", "kimg", "target", "normalization", "data", "sampling", "config_hash", "residual_std")
+    if isinstance(model, Enhancer):
+        loaded = [m for m in (model.mean_model, model.residual_model) if m is not None]
+        return {m.meta.get("role", "denoiser"): {"path": str(m.path), **{k: m.meta[k] for k in keys if k in m.meta}}
+                for m in loaded}
     return {"path": str(model.path), **{k: model.meta[k] for k in keys if k in model.meta}}

@@ -14,6 +14,7 @@ METHOD_LABELS: dict[str, str] = {
     "post_filter": "MLEM + Gaussian filter",
     "full_dose_mlem": "full-dose MLEM",
     "noiseless_mlem": "noiseless MLEM",
+    "regression_mean": "regression mean (supervised UNet)",
     "posterior_mean": "posterior mean",
 }
 # (key in the summary, column header, digits)

@@ -12,7 +12,7 @@ import torch
 
 from petdiff.data.normalization import NORMALIZATIONS
 from petdiff.models import build_network
-from petdiff.training.checkpoint import load_network, sidecar_path
+from petdiff.training.checkpoint import load_network, read_network_metadata, sidecar_path
 from petdiff.training.distributed import select_device
 
 MODES = ("pet", "images")
@@ -118,6 +118,11 @@ def load_model(path: str | os.PathLike | None = None, device: str | torch.device
 DEFAULT_PAIR = ("mean.safetensors", "residual.safetensors")
 
 
+def read_role(path: str | os.PathLike) -> str:
+    """The role a snapshot's sidecar declares ('denoiser' when it has none), without loading the weights."""
+    return read_network_metadata(_resolve_path(path)).get("role", "denoiser")
+
+
 def load_pair(path: str | os.PathLike | None = None, device: str | torch.device | None = None
               ) -> tuple[LoadedModel, LoadedModel | None]:
     """(regression mean, residual model or None) from a snapshot path; None = the shipped pair.
@@ -142,15 +147,20 @@ def load_pair(path: str | os.PathLike | None = None, device: str | torch.device 
     if not isinstance(source, dict) or not isinstance(source.get("file"), str):
         raise ValueError(f"{sidecar_path(first.path)}: expected field 'mean_network' naming the regression "
                          f"snapshot the residual was trained on, found {source!r}")
-    mean_path = first.path.parent / source["file"]
-    if not mean_path.is_file():
-        raise ValueError(f"{sidecar_path(first.path)}: its regression network {source['file']} is not next to it "
-                         f"in {first.path.parent}")
+    recorded = source.get("sha256")
+    # Next to the residual under its file name (shipped pairs, copied run folders), else where training found it.
+    candidates = [first.path.parent / source["file"]] + ([Path(source["path"])] if source.get("path") else [])
+    mean_path = None
+    for candidate in candidates:
+        if candidate.is_file() and sidecar_path(candidate).is_file():
+            found = read_network_metadata(candidate).get("sha256")
+            if not recorded or found == recorded:
+                mean_path = candidate
+                break
+    if mean_path is None:
+        raise ValueError(f"{sidecar_path(first.path)}: its regression network {source['file']} (sha256 "
+                         f"{str(recorded)[:12]}…) is neither next to it nor at {source.get('path')}")
     mean = load_model(mean_path, device)
-    recorded, found = source.get("sha256"), mean.meta.get("sha256")
-    if recorded and found and recorded != found:
-        raise ValueError(f"{mean_path}: this is not the regression network {first.path.name} was trained on "
-                         f"(sha256 {found[:12]}…, expected {recorded[:12]}…)")
     if mean.role != "mean":
         raise ValueError(f"{mean_path}: expected role 'mean', found {mean.role!r}")
     return mean, first

@@ -322,7 +322,8 @@ def _residual_loss(cfg: DictConfig, edm: EDMLoss, batches: Any, device: torch.de
                 residuals.append(images - mean_net(condition, class_labels=labels))
         std = float(torch.cat(residuals).std())
     loss = ResidualLoss(mean_net, float(std), edm)
-    mean_source = {"file": Path(path).name, **{key: meta.get(key) for key in ("kimg", "config_hash", "sha256")}}
+    mean_source = {"file": Path(path).name, "path": str(Path(path).resolve()),
+                   **{key: meta.get(key) for key in ("kimg", "config_hash", "sha256")}}
     return loss, {"residual_std": float(std), "mean_network": mean_source}
 
 
