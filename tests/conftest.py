@@ -10,7 +10,7 @@ import torch
 
 from petdiff.inference import LoadedModel
 from petdiff.models import build_network, network_config
-from petdiff.training.checkpoint import save_network
+from petdiff.training.checkpoint import read_network_metadata, save_network
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -97,7 +97,7 @@ def save_tiny_snapshot(path: Path, resolution: int = TINY_RES) -> Path:
 # Tiny snapshots and a stub network for the inference / enhance / generate tests (16x16).
 RES = 16
 TINY = {"img_resolution": [RES, RES], "model_channels": 8, "channel_mult": [1, 1], "num_blocks": 1,
-        "attn_stages": [], "dropout": 0.0}
+             "attn_stages": [], "dropout": 0.0}
 PET_META = {
     "kimg": 0,
     "config_hash": "test",
@@ -146,3 +146,24 @@ def stub_model(tau: float = 0.0, normalization: str = "quantitative", **meta) ->
     """A LoadedModel around StubNet with a PET sidecar."""
     return LoadedModel(net=StubNet(tau).eval(), meta={**PET_META, "normalization": normalization, **meta},
                        path=Path("stub.safetensors"))
+
+
+# A tiny residual-corrective pair (16x16) as the training loop writes it: regression network + residual model.
+PAIR_TINY = {"img_resolution": [16, 16], "model_channels": 8, "channel_mult": [1, 2], "num_blocks": 1,
+             "attn_stages": [], "dropout": 0.0}
+PAIR_DATA = {"counts": [1e5, 1e6], "fraction": [0.1, 0.5], "n_iter": 10, "pixel_size_mm": 4.0, "target": "truth"}
+
+
+def save_pair(folder: Path, mean_name: str = "mean.safetensors") -> tuple[Path, Path]:
+    """An untrained tiny regression network and a residual model that names it, as training writes them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    mean_net = build_network(network_config("pet_mean_64", **PAIR_TINY), seed=0)
+    common = {"mode": "pet", "resolution": 16, "normalization": "quantitative", "target": "truth", "data": PAIR_DATA,
+              "kimg": 1.0, "config_hash": "test"}
+    mean_path = save_network(folder / mean_name, mean_net, mean_net.config, {**common, "role": "mean"})
+    residual_net = build_network(network_config("pet_residual_64", **PAIR_TINY), seed=1)
+    source = {"file": mean_name, "sha256": read_network_metadata(mean_path)["sha256"]}
+    residual_meta = {**common, "role": "residual", "cond_channels": 2, "label_dim": 2, "residual_std": 0.1,
+                     "mean_network": source, "sampling": {"sampler": "dpmpp_2m", "steps": 3, "sigma_max": 10}}
+    residual_path = save_network(folder / "residual.safetensors", residual_net, residual_net.config, residual_meta)
+    return mean_path, residual_path
