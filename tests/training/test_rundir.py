@@ -81,7 +81,8 @@ def test_a_file_as_run_root_is_a_value_error(tmp_path):
 
 def test_clean_temporaries_removes_only_atomic_write_leftovers(tmp_path):
     stale = [tmp_path / ".training-state-000001.pt.k3j_9x0a.tmp", tmp_path / ".stats.jsonl.abcdefgh.tmp"]
-    kept = [tmp_path / "training-state-000001.pt", tmp_path / "notes.tmp", tmp_path / ".hidden"]
+    kept = [tmp_path / "training-state-000001.pt", tmp_path / "notes.tmp", tmp_path / ".hidden",
+            tmp_path / ".report.docx.abcdefgh.tmp"]  # someone else's temporary
     for path in stale + kept:
         path.write_bytes(b"x")
     assert rundir.clean_temporaries(tmp_path) == sorted(stale)
