@@ -96,3 +96,16 @@ def test_clean_temporaries_spares_a_folder_a_live_run_holds(tmp_path):
     with rundir.hold_run_dir(tmp_path):
         assert rundir.clean_temporaries(tmp_path) == [] and tmp.exists()
     assert rundir.clean_temporaries(tmp_path) == [tmp] and not tmp.exists()
+
+
+def test_a_read_only_run_root_is_a_value_error(tmp_path, monkeypatch):
+    real = rundir.Path.mkdir
+
+    def refuse(self, *args, exist_ok=False, **kwargs):
+        if not exist_ok:  # the run folder itself, inside a root that exists
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self, *args, exist_ok=exist_ok, **kwargs)
+
+    monkeypatch.setattr(rundir.Path, "mkdir", refuse)
+    with pytest.raises(ValueError, match=r"run\.run_dir: expected a folder to create run folders in, .*Permission"):
+        make_run_dir(tmp_path / "runs", "x")

@@ -68,6 +68,8 @@ def make_run_dir(root: str | os.PathLike, desc: str) -> Path:
                 return run_dir
             except FileExistsError:  # another process won the race for this number: look again
                 continue
+            except OSError as e:
+                raise ValueError(f"run.run_dir: expected a folder to create run folders in, {e}") from None
     raise ValueError(f"root: could not create a new run folder in {root} after {_MAX_TRIES} attempts")
 
 
