@@ -36,5 +36,14 @@ def test_roofline_share_is_throughput_times_flops_over_peak(bench):
     assert out["eval"]["gflop_per_s"] == 50.0 and out["eval"]["share_of_matmul_peak"] == 0.5
 
 
-def test_matmul_peak_is_a_positive_rate(bench):
-    assert bench.matmul_peak_gflops(bench.torch.float32, size=128, repeats=2) > 0
+def test_matmul_peak_is_2n3_flops_over_the_best_time(bench, monkeypatch):
+    calls = []
+
+    def fake_timer(fn, warmup, iters):
+        product = fn()
+        calls.append((tuple(product.shape), warmup, iters))
+        return [0.004, 0.002, 0.003][:iters], [0.0] * iters
+
+    monkeypatch.setattr(bench, "time_iterations", fake_timer)
+    assert bench.matmul_peak_gflops(bench.torch.float32, size=128, repeats=3) == 2 * 128**3 / 0.002 / 1e9
+    assert calls == [((128, 128), 3, 3)]

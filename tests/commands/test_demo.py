@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from PIL import Image
 
 from petdiff.commands import demo
@@ -44,3 +45,24 @@ def test_demo_says_when_the_shipped_model_is_missing(monkeypatch, tmp_path, caps
     monkeypatch.setattr(inference_model, "default_weights_dir", lambda: tmp_path / "weights")
     assert demo.main(["--out", str(tmp_path / "demo")]) == 0
     assert "no shipped model" in capsys.readouterr().out
+
+
+def test_demo_checks_out_before_the_work(tmp_path, capsys, monkeypatch):
+    (tmp_path / "taken").write_text("a file")
+    monkeypatch.setattr(demo, "evaluate_scans", lambda *a, **k: pytest.fail("work started"))
+    assert demo.main(["--out", str(tmp_path / "taken"), "--no-model"]) == 2
+    assert capsys.readouterr().err == (
+        f"petdiff demo: --out: expected an output folder, found an existing file {tmp_path / 'taken'}\n"
+    )
+
+
+def test_demo_failed_write_keeps_the_previous_pair(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "demo.png").write_bytes(b"old png")
+    (out / "metrics.json").write_text("{}")
+    monkeypatch.setattr(demo, "json_safe", lambda doc: {"not json": object()})  # metrics.json cannot be written
+    with pytest.raises(TypeError):
+        demo.main(["--out", str(out), "--no-model"])
+    assert (out / "demo.png").read_bytes() == b"old png" and sorted(p.name for p in out.iterdir()) == [
+        "demo.png", "metrics.json"]

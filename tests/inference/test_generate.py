@@ -261,3 +261,14 @@ def test_two_ranks_write_what_one_process_writes(tmp_path, pet_snapshot, capsys)
     assert two["seeds"].tolist() == [0, 1, 2, 3, 4]
     np.testing.assert_array_equal(one["cond_images"], two["cond_images"])
     np.testing.assert_allclose(one["images"], two["images"], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("outdir", ["taken", "taken/x.npz", "folder.npz"])
+def test_generate_checks_outdir_before_sampling(tmp_path, pet_snapshot, capsys, monkeypatch, outdir):
+    (tmp_path / "taken").write_text("a file")
+    (tmp_path / "folder.npz").mkdir()
+    monkeypatch.setattr(generate_cmd, "generate", lambda *a, **k: pytest.fail("sampling started"))
+    argv = ["-cn=tiny_test", f"network={pet_snapshot}", "seeds=0", f"outdir={tmp_path / outdir}"]
+    assert generate_cmd.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("petdiff generate: outdir: expected") and err.count("\n") == 1

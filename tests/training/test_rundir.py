@@ -81,7 +81,8 @@ def test_a_file_as_run_root_is_a_value_error(tmp_path):
 
 def test_clean_temporaries_removes_only_atomic_write_leftovers(tmp_path):
     stale = [tmp_path / ".training-state-000001.pt.k3j_9x0a.tmp", tmp_path / ".stats.jsonl.abcdefgh.tmp"]
-    kept = [tmp_path / "training-state-000001.pt", tmp_path / "notes.tmp", tmp_path / ".hidden"]
+    kept = [tmp_path / "training-state-000001.pt", tmp_path / "notes.tmp", tmp_path / ".hidden",
+            tmp_path / ".report.docx.abcdefgh.tmp"]  # someone else's temporary
     for path in stale + kept:
         path.write_bytes(b"x")
     assert rundir.clean_temporaries(tmp_path) == sorted(stale)
@@ -95,3 +96,16 @@ def test_clean_temporaries_spares_a_folder_a_live_run_holds(tmp_path):
     with rundir.hold_run_dir(tmp_path):
         assert rundir.clean_temporaries(tmp_path) == [] and tmp.exists()
     assert rundir.clean_temporaries(tmp_path) == [tmp] and not tmp.exists()
+
+
+def test_a_read_only_run_root_is_a_value_error(tmp_path, monkeypatch):
+    real = rundir.Path.mkdir
+
+    def refuse(self, *args, exist_ok=False, **kwargs):
+        if not exist_ok:  # the run folder itself, inside a root that exists
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self, *args, exist_ok=exist_ok, **kwargs)
+
+    monkeypatch.setattr(rundir.Path, "mkdir", refuse)
+    with pytest.raises(ValueError, match=r"run\.run_dir: expected a folder to create run folders in, .*Permission"):
+        make_run_dir(tmp_path / "runs", "x")

@@ -24,7 +24,11 @@ def test_shipped_weights_reproduce_the_model_card_on_brainweb(brainweb_path, tmp
     out = tmp_path / "eval"
     assert main(["evaluate", "--phantoms", str(brainweb_path), *args, "--out", str(out)]) == 0
     result = json.loads((out / "metrics.json").read_text())["results"][0]["methods"]
+    found = {method: result[method]["vs_truth"]["psnr"]["mean"] for method in CHECK["psnr_vs_truth"]}
+    # Same seeds, same slices: only floating-point summation order may differ between machines, which moves a
+    # mean PSNR by far less than 0.02 dB (here: 0.0), so a 0.5 dB gain that shrinks by 0.02 dB fails.
     for method, expected in CHECK["psnr_vs_truth"].items():
-        found = result[method]["vs_truth"]["psnr"]["mean"]
-        # Same seeds, same slices: only floating-point summation order may differ between machines.
-        assert found == pytest.approx(expected, abs=0.25), method
+        assert found[method] == pytest.approx(expected, abs=0.02), method
+    claimed = CHECK["psnr_vs_truth"]["posterior_mean"] - CHECK["psnr_vs_truth"]["low_dose_mlem"]
+    gain = found["posterior_mean"] - found["low_dose_mlem"]
+    assert claimed > 0.5 and gain == pytest.approx(claimed, abs=0.02)

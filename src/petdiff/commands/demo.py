@@ -10,13 +10,12 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 from petdiff.evaluate.outputs import json_safe, method_labels, result_json
 from petdiff.evaluate.pipeline import DoseResult, Evaluation, evaluate_scans, log_stderr, open_model
 from petdiff.evaluate.report import panel_figure
 from petdiff.evaluate.scans import load_phantoms
-from petdiff.utils.io import atomic_write
+from petdiff.utils.io import atomic_write, check_output_folder, staged_outputs
 
 COUNTS, FRACTION, N_ITER, TUNE_N = 1e6, 0.25, 50, 16
 TABLE_METHODS = ("low_dose_mlem", "post_filter", "early_stop_mlem", "full_dose_mlem", "regression_mean",
@@ -95,6 +94,7 @@ def main(argv: list[str]) -> int:
     start = time.perf_counter()
     log = log_stderr
     try:
+        out = check_output_folder(args.out)  # before any scan is simulated
         device, model, note, resolution = open_model(args.network, args.no_model, args.samples, args.device, 64)
         phantoms = load_phantoms("procedural", resolution, n_slices=1, seed=args.seed, device=device)
         options = {"steps": args.steps}
@@ -104,9 +104,7 @@ def main(argv: list[str]) -> int:
         print(f"petdiff demo: {exc}", file=sys.stderr)
         return 2
     result = evaluation.results[0]
-    out = Path(args.out)
-    with atomic_write(out / "demo.png", "wb") as f:
-        f.write(panel(evaluation, result, args.samples))
+    png = panel(evaluation, result, args.samples)
     doc = json_safe({
         "note": note,
         "model": evaluation.model_info,
@@ -114,8 +112,15 @@ def main(argv: list[str]) -> int:
                      "resolution": resolution, "samples": args.samples if model is not None else None},
         **result_json(result),
     })
-    with atomic_write(out / "metrics.json", "w") as f:
-        f.write(json.dumps(doc, indent=1, allow_nan=False) + "\n")
+    try:
+        with staged_outputs(out, replaces=("demo.png", "metrics.json")) as stage:  # both files, or the old pair
+            with atomic_write(stage / "demo.png", "wb") as f:
+                f.write(png)
+            with atomic_write(stage / "metrics.json", "w") as f:
+                f.write(json.dumps(doc, indent=1, allow_nan=False) + "\n")
+    except OSError as exc:
+        print(f"petdiff demo: --out: could not write the outputs to {out}: {exc}", file=sys.stderr)
+        return 2
     print(note)
     print(table(result))
     if result.calibration:

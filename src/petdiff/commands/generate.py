@@ -35,7 +35,7 @@ from petdiff.inference import conditions_from_config, generate, load_model, rank
 from petdiff.inference.model import LoadedModel
 from petdiff.training import distributed as ddp
 from petdiff.training.config import config_to_dict, list_configs, load_config, parse_config_args
-from petdiff.utils.io import atomic_save_npz, atomic_write
+from petdiff.utils.io import atomic_save_npz, atomic_write, check_output_file, check_output_folder
 
 SAMPLING_KEYS = (
     "network", "seeds", "batch", "sampler", "steps", "sigma_min", "sigma_max", "rho", "S_churn", "S_min", "S_max",
@@ -62,11 +62,13 @@ def expand_overrides(overrides: list[str]) -> list[str]:
 
 
 def _outputs(outdir: str, is_image: bool) -> tuple[Path, bool]:
-    """(path, as_png): a folder of PNGs, or one .npz file."""
+    """(path, as_png): a folder of PNGs, or one .npz file; checked before any sampling."""
     path = Path(outdir)
     if path.suffix.lower() == ".npz":
-        return path, False
-    return (path, True) if is_image else (path / "samples.npz", False)
+        return check_output_file(path, "outdir"), False
+    if is_image:
+        return check_output_folder(path, "outdir"), True
+    return check_output_file(check_output_folder(path, "outdir") / "samples.npz", "outdir"), False
 
 
 def _png_bytes(image: np.ndarray, seed: int) -> bytes:
@@ -148,6 +150,7 @@ def _run(argv: list[str]) -> dict[str, Any] | None:
     start = time.perf_counter()
     info = ddp.init_distributed(cfg.run.device)
     try:
+        path, as_png = _outputs(str(sampling.get("outdir") or "generated"), bool(sampling.get("is_image")))
         model = load_model(sampling["network"], info.device)
         if model.mode == "pet":
             conditions = conditions_from_config(config_to_dict(cfg.data), model)
@@ -156,7 +159,6 @@ def _run(argv: list[str]) -> dict[str, Any] | None:
                              f"{model.mode!r}), found {cfg.data.mode!r}; use an images config (-cn=images_cpu)")
         else:
             conditions = None
-        path, as_png = _outputs(str(sampling.get("outdir") or "generated"), bool(sampling.get("is_image")))
         mine = rank_seeds(seeds, batch, info.rank, info.world_size)
         result = None
         if mine:

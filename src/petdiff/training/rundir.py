@@ -17,7 +17,12 @@ except ImportError:  # not POSIX: mkdir(exist_ok=False) alone still prevents ove
 _DESC = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")
 _RUN_ID = re.compile(r"^(\d+)-")
 _STATE = re.compile(r"^training-state-(\d+)\.pt$")
-_TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")  # what utils.io.atomic_write names its temporary files
+# utils.io.atomic_write's temporary names (".<name>.<8 random>.tmp") of the files a run folder holds, and only
+# those: a state file may have been copied into a folder of other files.
+_TEMPORARY = re.compile(
+    r"^\.(training-state-\d+\.pt|network-snapshot-\d+\.(safetensors|json)|training_options\.json|stats\.jsonl)"
+    r"\.[A-Za-z0-9_]{8}\.tmp$"
+)
 _MAX_TRIES = 1000
 
 
@@ -63,6 +68,8 @@ def make_run_dir(root: str | os.PathLike, desc: str) -> Path:
                 return run_dir
             except FileExistsError:  # another process won the race for this number: look again
                 continue
+            except OSError as e:
+                raise ValueError(f"run.run_dir: expected a folder to create run folders in, {e}") from None
     raise ValueError(f"root: could not create a new run folder in {root} after {_MAX_TRIES} attempts")
 
 
