@@ -1,10 +1,9 @@
 """Loading snapshots by role: regression + residual pairs, and the single conditional denoisers of earlier releases."""
 
 import json
+
 import pytest
 import torch
-
-from tests.conftest import PAIR_TINY, save_pair
 
 from petdiff.evaluate.pipeline import optional_model
 from petdiff.inference.enhancer import Enhancer
@@ -12,6 +11,8 @@ from petdiff.inference.model import load_model, load_pair, read_role
 from petdiff.models import build_network
 from petdiff.models.presets import network_config
 from petdiff.training.checkpoint import save_network
+from tests.conftest import PAIR_TINY, save_pair
+
 
 def test_a_residual_snapshot_brings_its_regression_network(tmp_path):
     mean_path, residual_path = save_pair(tmp_path)
