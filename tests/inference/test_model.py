@@ -30,7 +30,7 @@ def test_a_residual_snapshot_brings_its_regression_network(tmp_path):
 def test_a_regression_snapshot_alone_is_the_mean_method(tmp_path):
     mean_path, _ = save_pair(tmp_path)
     mean, residual = load_pair(mean_path)
-    assert residual is None
+    assert residual is None and mean.role == "mean"
     model, note = optional_model(str(mean_path), no_model=False)
     assert isinstance(model, Enhancer) and "regression" in note
 
@@ -40,7 +40,7 @@ def test_a_residual_whose_regression_network_was_replaced_is_refused(tmp_path):
     other = build_network(network_config("pet_mean_64", **PAIR_TINY), seed=5)
     save_network(tmp_path / "mean.safetensors", other, other.config, {"mode": "pet", "role": "mean", "resolution": 16,
                                                                        "normalization": "quantitative"})
-    with pytest.raises(ValueError, match="regression network mean.safetensors"):
+    with pytest.raises(ValueError, match=r"regression network mean\.safetensors"):
         load_pair(residual_path)
     (tmp_path / "mean.safetensors").unlink()
     with pytest.raises(ValueError, match="neither next to it"):

@@ -115,14 +115,6 @@ class EDMPrecond(torch.nn.Module):
             **kwargs,
         }
 
-    def architecture(self) -> dict[str, Any]:
-        """Same as :attr:`config` (the dict stored next to safetensors snapshots)."""
-        return self.config
-
-    def round_sigma(self, sigma: float | torch.Tensor) -> torch.Tensor:
-        """Noise levels the network supports: EDM uses a continuous σ, so this is the identity."""
-        return torch.as_tensor(sigma)
-
     def forward(
         self,
         x: torch.Tensor,
