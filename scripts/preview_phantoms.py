@@ -2,7 +2,8 @@
 
 Rows 1-2: BrainWeb reference slices; rows 3-5: procedural phantoms sorted by axial level (point-sampled,
 as used by default); row 6: the first procedural phantoms again with partial volume (supersample=4);
-row 7: row 4 after the Dirichlet tissue-concentration perturbation used for training pairs.
+row 7: row 4 after the Dirichlet tissue-concentration perturbation used for training pairs;
+rows 8-9: random label-field phantoms (phantoms/label_fields.py), the other half of the `mixed` training source.
 All panels share one grey scale so activity levels can be compared.
 
 Also docs/images/procedural_levels_256.png: activity and tissue classes of one phantom per level at 256×256.
@@ -23,6 +24,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from petdiff.phantoms import CLASS_NAMES, PhantomConfig, load_brainweb, perturb_concentrations, procedural_phantoms
+from petdiff.phantoms.label_fields import label_field_phantoms
 from petdiff.utils.io import atomic_write
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,6 +48,9 @@ def render(brainweb: torch.Tensor, seed: int, resolution: int) -> bytes:
     panels += [
         (perturbed[k, 0], f"perturbed α={ALPHA:g}, level {float(proc.levels[i]):.2f}") for k, i in enumerate(mid)
     ]
+    fields = label_field_phantoms(2 * COLUMNS, resolution, generator=seed)
+    panels += [(fields.activity[k, 0], "label field" + (" (partial volume)" if len(torch.unique(fields.activity[k]))
+                                                        > 16 else "")) for k in range(2 * COLUMNS)]
     rows = len(panels) // COLUMNS
     fig, axes = plt.subplots(rows, COLUMNS, figsize=(2.1 * COLUMNS, 2.25 * rows))
     for ax, (image, title) in zip(axes.flat, panels):
@@ -54,7 +59,8 @@ def render(brainweb: torch.Tensor, seed: int, resolution: int) -> bytes:
         ax.axis("off")
     fig.suptitle(
         f"rows 1-2: BrainWeb reference (64×64); rows 3-5: procedural phantoms (seed {seed}) by axial level; "
-        f"row 6: partial volume (supersample=4);\nrow 7: row 4 after Dirichlet tissue perturbation (α={ALPHA:g}). "
+        f"row 6: partial volume (supersample=4);\nrow 7: row 4 after Dirichlet tissue perturbation (α={ALPHA:g}); "
+        "rows 8-9: random label-field phantoms (half of the 'mixed' training source). "
         f"Grey scale 0-{VMAX:g}.",
         fontsize=9,
     )

@@ -1,6 +1,7 @@
-"""Copy a trained snapshot to src/petdiff/weights/default.* and record its 8-slice BrainWeb check.
+"""Copy a trained regression + residual pair to src/petdiff/weights/ and record its BrainWeb check.
 
-usage: python scripts/ship_model.py RUN_DIR/network-snapshot-NNNNNN.safetensors BRAINWEB.npz
+usage: python scripts/ship_model.py MEAN_SNAPSHOT.safetensors RESIDUAL_SNAPSHOT.safetensors BRAINWEB.npz
+The residual snapshot must have been trained on that regression snapshot (its sidecar's mean_network sha256).
 The check (tests/weights/test_default_weights.py) reruns `petdiff evaluate` with the same arguments.
 """
 
@@ -15,9 +16,10 @@ from petdiff.cli import main as petdiff
 from petdiff.utils.io import atomic_write
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "petdiff" / "weights"
-CHECK_ARGS = ["--n-slices", "8", "--samples", "4", "--sampler", "dpmpp_2m", "--steps", "12", "--seed", "0",
-              "--examples", "0", "--tune-n", "8"]
-SHIPPED_SAMPLING = {"sampler": "dpmpp_2m", "steps": 24}  # the best quality per second we measured
+MEAN, RESIDUAL = "mean", "residual"
+CHECK_ARGS = ["--n-slices", "8", "--samples", "4", "--steps", "8", "--seed", "0", "--examples", "0",
+              "--tune-n", "8"]
+CHECK_METHODS = ("low_dose_mlem", "full_dose_mlem", "regression_mean", "posterior_mean")
 
 
 def write_text(path: Path, text: str) -> None:
@@ -26,28 +28,46 @@ def write_text(path: Path, text: str) -> None:
         f.write(text)
 
 
+def ship(snapshot: Path, name: str, edit=None) -> dict:
+    """Copy snapshot + sidecar to weights/<name>.*, recording where it came from; returns the sidecar."""
+    sidecar = json.loads(snapshot.with_suffix(".json").read_text())
+    sidecar["source_snapshot"] = f"{snapshot.parent.name}/{snapshot.name}"
+    if edit is not None:
+        edit(sidecar)
+    with atomic_write(WEIGHTS / f"{name}.safetensors", "wb") as f:
+        f.write(snapshot.read_bytes())
+    write_text(WEIGHTS / f"{name}.json", json.dumps(sidecar, indent=2) + "\n")
+    return sidecar
+
+
 def main(argv: list[str]) -> int:
-    """Ship the snapshot given on the command line and write its check."""
-    if len(argv) != 2 or not Path(argv[0]).is_file() or not Path(argv[1]).is_file():
+    """Ship the pair given on the command line and write its check."""
+    if len(argv) != 3 or not all(Path(a).is_file() for a in argv):
         print(__doc__.strip().splitlines()[2] + f"\nfound arguments {argv}", file=sys.stderr)
         return 2
-    snapshot, brainweb = Path(argv[0]), Path(argv[1])
+    mean, residual, brainweb = (Path(a) for a in argv)
+    mean_meta = json.loads(mean.with_suffix(".json").read_text())
+    residual_meta = json.loads(residual.with_suffix(".json").read_text())
+    if residual_meta.get("mean_network", {}).get("sha256") != mean_meta.get("sha256"):
+        print(f"ship_model: {residual} was not trained on {mean} (mean_network sha256 differs)", file=sys.stderr)
+        return 2
     WEIGHTS.mkdir(parents=True, exist_ok=True)
-    with atomic_write(WEIGHTS / "default.safetensors", "wb") as f:
-        f.write(snapshot.read_bytes())
-    sidecar = json.loads(snapshot.with_suffix(".json").read_text())
-    sidecar["sampling"] = {**sidecar.get("sampling", {}), **SHIPPED_SAMPLING}
-    sidecar["source_snapshot"] = snapshot.name
-    write_text(WEIGHTS / "default.json", json.dumps(sidecar, indent=2) + "\n")
+    ship(mean, MEAN)
+
+    def point_at_shipped_mean(sidecar: dict) -> None:
+        """The residual finds its regression network next to it under the shipped name."""
+        source = dict(sidecar["mean_network"])
+        source.pop("path", None)
+        sidecar["mean_network"] = {**source, "file": f"{MEAN}.safetensors",
+                                   "source_snapshot": f"{mean.parent.name}/{mean.name}"}
+
+    ship(residual, RESIDUAL, point_at_shipped_mean)
     with tempfile.TemporaryDirectory() as tmp:
         if petdiff(["evaluate", "--phantoms", str(brainweb), *CHECK_ARGS, "--out", tmp]) != 0:
             print("ship_model: the check evaluation failed; check.json left unchanged", file=sys.stderr)
             return 1
         methods = json.loads((Path(tmp) / "metrics.json").read_text())["results"][0]["methods"]
-    check = {
-        "args": CHECK_ARGS,
-        "psnr_vs_truth": {m: methods[m]["vs_truth"]["psnr"]["mean"] for m in ("low_dose_mlem", "posterior_mean")},
-    }
+    check = {"args": CHECK_ARGS, "psnr_vs_truth": {m: methods[m]["vs_truth"]["psnr"]["mean"] for m in CHECK_METHODS}}
     write_text(WEIGHTS / "check.json", json.dumps(check, indent=2) + "\n")
     print(json.dumps(check))
     return 0
