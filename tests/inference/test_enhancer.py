@@ -88,7 +88,7 @@ def test_posterior_samples_recover_the_known_gaussian_posterior():
     enhancer = toy_enhancer(tau)
     low = torch.full((2, 1, RES, RES), 3.0)  # flat: y = 1, s = low / f
     settings = enhancer.settings("posterior", samples=64)
-    out = enhancer.enhance(low, fraction, counts=torch.tensor([2e4, 2e4]), settings=settings, keep_samples=True)
+    out = enhancer.enhance(low, fraction, counts=torch.tensor([5e4, 5e4]), settings=settings, keep_samples=True)
     scale = 3.0 / fraction
     assert out.samples.shape == (64, 2, 1, RES, RES)
     assert torch.allclose(out.regression, torch.full_like(low, scale))  # μ = y = 1 ↔ activity s
@@ -102,9 +102,9 @@ def test_mean_method_is_one_pass_and_outputs_are_never_negative():
     enhancer = toy_enhancer(tau=2.0)  # a residual wider than the activity: samples would go negative
     low = torch.zeros(1, 1, RES, RES)
     low[..., 4:12, 4:12] = 1.0
-    mean_only = enhancer.enhance(low, 0.25, counts=1e4, settings=enhancer.settings("mean"))
+    mean_only = enhancer.enhance(low, 0.25, counts=1e5, settings=enhancer.settings("mean"))
     assert mean_only.std is None and mean_only.samples is None
-    out = enhancer.enhance(low, 0.25, counts=1e4, settings=enhancer.settings("posterior", samples=8),
+    out = enhancer.enhance(low, 0.25, counts=1e5, settings=enhancer.settings("posterior", samples=8),
                            keep_samples=True)
     assert float(out.samples.min()) >= 0 and float(out.mean.min()) >= 0
 
@@ -130,6 +130,9 @@ def test_dose_outside_training_warns():
         enhancer.enhance(torch.ones(1, 1, RES, RES), 0.9, counts=1e5, settings=enhancer.settings("mean"))
     with pytest.warns(UserWarning, match="count level"):
         enhancer.enhance(torch.ones(1, 1, RES, RES), 0.25, counts=10.0, settings=enhancer.settings("mean"))
+    # 1e5·0.05 = 5e3 low-dose counts is inside the count range, but not at fraction 0.5 (5e4…5e6).
+    with pytest.warns(UserWarning, match=r"count level 5000 at fraction 0\.5"):
+        enhancer.enhance(torch.ones(1, 1, RES, RES), 0.5, counts=5e3, settings=enhancer.settings("mean"))
 
 
 def test_count_level_is_the_counts_mlem_preserves():

@@ -205,21 +205,23 @@ class Enhancer:
         )
 
     def _warn_outside_training(self, counts: torch.Tensor, fraction: torch.Tensor) -> None:
-        """Warn when the dose fraction or the low-dose count level lies outside the training ranges."""
+        """Warn when the dose fraction, or the low-dose count level for that fraction, is outside training."""
         data = self.data
         f_lo, f_hi = _span(data.get("fraction"))
         c_lo, c_hi = _span(data.get("counts"))
-        checks = [("fraction", fraction, f_lo, f_hi)]
-        if c_lo is not None and f_lo is not None:
-            checks.append(("count level (low-dose counts)", counts, c_lo * f_lo, c_hi * f_hi))
-        for name, values, lo, hi in checks:
-            if lo is None:
-                continue
-            outside = [v for v in values.tolist() if not lo * (1 - 1e-6) <= v <= hi * (1 + 1e-6)]
-            if outside:
-                warnings.warn(f"{name}: the networks were trained on {lo:.4g}…{hi:.4g}, found {outside[0]:.4g}"
-                              f"{' (and others)' if len(outside) > 1 else ''}; the output may be miscalibrated",
-                              stacklevel=3)
+        problems = []
+        if f_lo is not None:
+            problems += [f"fraction {f:.4g} (trained on {f_lo:.4g}…{f_hi:.4g})" for f in fraction.tolist()
+                         if not f_lo - 1e-6 <= f <= f_hi + 1e-6]
+        if c_lo is not None:
+            # Trained full-dose counts N ∈ [c_lo, c_hi] at fraction f mean low-dose counts N·f ∈ [c_lo·f, c_hi·f].
+            problems += [f"count level {n:.4g} at fraction {f:.4g} (trained on {c_lo * f:.4g}…{c_hi * f:.4g})"
+                         for n, f in zip(counts.tolist(), fraction.tolist())
+                         if not c_lo * f * (1 - 1e-6) <= n <= c_hi * f * (1 + 1e-6)]
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            warnings.warn(f"dose outside the training range: {problems[0]}{more}; the output may be miscalibrated",
+                          stacklevel=3)
 
 
 def _span(value: Any) -> tuple[float | None, float | None]:
