@@ -146,3 +146,31 @@ def stub_model(tau: float = 0.0, normalization: str = "quantitative", **meta) ->
     """A LoadedModel around StubNet with a PET sidecar."""
     return LoadedModel(net=StubNet(tau).eval(), meta={**PET_META, "normalization": normalization, **meta},
                        path=Path("stub.safetensors"))
+
+
+# Tiny regression + residual pair (the Enhancer's networks), saved like the training loop's snapshots.
+PAIR_NET = {"model_channels": 8, "channel_mult": [1, 2], "num_blocks": 1, "attn_stages": [], "dropout": 0.0}
+PAIR_DATA = {"mode": "pet", "resolution": RES, "counts": [1.0e3, 1.0e9], "fraction": [0.01, 1.0], "n_iter": 5,
+             "pixel_size_mm": 4.0}
+
+
+def save_tiny_pair(folder: Path, resolution: int = RES, pixel_size_mm: float = 4.0) -> Path:
+    """An untrained tiny (mean, residual) pair in `folder`; returns the residual snapshot (load_pair's input)."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    data = {**PAIR_DATA, "resolution": resolution, "pixel_size_mm": pixel_size_mm}
+    common = {"kimg": 0, "config_hash": "test", "mode": "pet", "resolution": resolution,
+              "normalization": "quantitative", "target": "truth", "label_dim": 2, "data": data}
+    size = {"img_resolution": [resolution, resolution]}
+    mean_cfg = network_config("pet_mean_64", **PAIR_NET, **size)
+    mean_path = save_network(folder / "mean.safetensors", build_network(mean_cfg, seed=0), mean_cfg,
+                             {"role": "mean", **common, "cond_channels": 1,
+                              "sampling": {"sampler": "edm", "steps": 2}})
+    sha = json.loads(mean_path.with_suffix(".json").read_text())["sha256"]
+    residual_cfg = network_config("pet_residual_64", **PAIR_NET, **size)
+    meta = {"role": "residual", "residual_std": 0.1, "mean_network": {"file": mean_path.name, "sha256": sha},
+            **common, "cond_channels": 2,
+            "sampling": {"sampler": "dpmpp_2m", "steps": 2, "sigma_min": 0.002, "sigma_max": 10, "rho": 7,
+                         "seeds": "0-3"}}
+    return save_network(folder / "residual.safetensors", build_network(residual_cfg, seed=1), residual_cfg, meta)
