@@ -42,7 +42,12 @@ SINOGRAM_KEYS = ("sinograms", "images", "low_dose")
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keep the description's layout and show every default."""
+    """Keep the description's layout and show every default (those that are None or a flag's False say nothing)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False) or "%(default)" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
 
 
 def build_parser() -> argparse.ArgumentParser:
