@@ -25,6 +25,7 @@ from typing import Any
 
 from petdiff.commands.cases import Case, expand_inputs
 from petdiff.commands.enhance_outputs import format_table, write_case, write_summary
+from petdiff.commands.help import DefaultsFormatter
 from petdiff.commands.progress import Progress
 from petdiff.inference.enhance import reconstruct
 from petdiff.inference.enhancer import Enhancer, SamplingSettings
@@ -41,18 +42,9 @@ DICOM_OPTIONS = ("series_uid", "patient_weight", "injected_dose", "half_life", "
 SINOGRAM_KEYS = ("sinograms", "images", "low_dose")
 
 
-class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keep the description's layout and show every default (those that are None or a flag's False say nothing)."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default in (None, False) or "%(default)" in (action.help or ""):
-            return action.help or ""
-        return super()._get_help_string(action)
-
-
 def build_parser() -> argparse.ArgumentParser:
     """Options of `petdiff enhance` (defaults shown by --help)."""
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=_Formatter)
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=DefaultsFormatter)
     p.add_argument("inputs", metavar="IN", nargs="+", help="scan files, DICOM folders or folders of cases")
     p.add_argument("-o", "--out", default="enhanced", help="output folder (one sub-folder per case)")
     p.add_argument("--method", choices=METHODS, default="posterior",
