@@ -148,22 +148,29 @@ def stub_model(tau: float = 0.0, normalization: str = "quantitative", **meta) ->
                        path=Path("stub.safetensors"))
 
 
-# A tiny residual-corrective pair (16x16) as the training loop writes it: regression network + residual model.
-PAIR_TINY = {"img_resolution": [16, 16], "model_channels": 8, "channel_mult": [1, 2], "num_blocks": 1,
-             "attn_stages": [], "dropout": 0.0}
-PAIR_DATA = {"counts": [1e5, 1e6], "fraction": [0.1, 0.5], "n_iter": 10, "pixel_size_mm": 4.0, "target": "truth"}
+# Tiny regression + residual pair (the Enhancer's networks), saved like the training loop's snapshots.
+PAIR_NET = {"model_channels": 8, "channel_mult": [1, 2], "num_blocks": 1, "attn_stages": [], "dropout": 0.0}
+PAIR_TINY = {**PAIR_NET, "img_resolution": [RES, RES]}
+PAIR_DATA = {"mode": "pet", "resolution": RES, "counts": [1.0e3, 1.0e9], "fraction": [0.01, 1.0], "n_iter": 5,
+             "pixel_size_mm": 4.0}
 
 
-def save_pair(folder: Path, mean_name: str = "mean.safetensors") -> tuple[Path, Path]:
-    """An untrained tiny regression network and a residual model that names it, as training writes them."""
+def save_pair(folder: Path, resolution: int = RES, pixel_size_mm: float = 4.0,
+              mean_name: str = "mean.safetensors") -> tuple[Path, Path]:
+    """An untrained tiny (mean, residual) pair in `folder`; the residual's sidecar names the mean (load_pair input)."""
     folder.mkdir(parents=True, exist_ok=True)
-    mean_net = build_network(network_config("pet_mean_64", **PAIR_TINY), seed=0)
-    common = {"mode": "pet", "resolution": 16, "normalization": "quantitative", "target": "truth", "data": PAIR_DATA,
-              "kimg": 1.0, "config_hash": "test"}
-    mean_path = save_network(folder / mean_name, mean_net, mean_net.config, {**common, "role": "mean"})
-    residual_net = build_network(network_config("pet_residual_64", **PAIR_TINY), seed=1)
-    source = {"file": mean_name, "sha256": read_network_metadata(mean_path)["sha256"]}
-    residual_meta = {**common, "role": "residual", "cond_channels": 2, "label_dim": 2, "residual_std": 0.1,
-                     "mean_network": source, "sampling": {"sampler": "dpmpp_2m", "steps": 3, "sigma_max": 10}}
-    residual_path = save_network(folder / "residual.safetensors", residual_net, residual_net.config, residual_meta)
+    data = {**PAIR_DATA, "resolution": resolution, "pixel_size_mm": pixel_size_mm}
+    common = {"kimg": 0, "config_hash": "test", "mode": "pet", "resolution": resolution,
+              "normalization": "quantitative", "target": "truth", "label_dim": 2, "data": data}
+    size = {"img_resolution": [resolution, resolution]}
+    mean_cfg = network_config("pet_mean_64", **PAIR_NET, **size)
+    mean_path = save_network(folder / mean_name, build_network(mean_cfg, seed=0), mean_cfg,
+                             {"role": "mean", **common, "cond_channels": 1})
+    source = {"file": mean_path.name, "sha256": read_network_metadata(mean_path)["sha256"]}
+    residual_cfg = network_config("pet_residual_64", **PAIR_NET, **size)
+    meta = {"role": "residual", "residual_std": 0.1, "mean_network": source, **common, "cond_channels": 2,
+            "sampling": {"sampler": "dpmpp_2m", "steps": 2, "sigma_min": 0.002, "sigma_max": 10, "rho": 7,
+                         "seeds": "0-3"}}
+    residual_path = save_network(folder / "residual.safetensors", build_network(residual_cfg, seed=1), residual_cfg,
+                                 meta)
     return mean_path, residual_path

@@ -9,10 +9,10 @@ import sys
 # name -> (module with a `main(argv) -> int`, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("petdiff.commands.demo", "simulate a scan, reconstruct, enhance, print metrics, write a PNG"),
-    "simulate": ("petdiff.commands.simulate", "write pre-simulated (full-dose, low-dose) pairs to .npz"),
+    "simulate": ("petdiff.commands.simulate", "write pre-simulated (full-dose, low-dose) pairs to an .npz file"),
     "train": ("petdiff.commands.train", "train a model: petdiff train -cn=NAME [key=value ...]"),
     "generate": ("petdiff.commands.generate", "sample images: petdiff generate -cn=NAME network=PATH seeds=0-63"),
-    "enhance": ("petdiff.commands.enhance", "posterior mean and uncertainty for a low-dose scan"),
+    "enhance": ("petdiff.commands.enhance", "full-dose estimate + uncertainty of low-dose scans (DICOM, NIfTI)"),
     "evaluate": ("petdiff.commands.evaluate", "compare the model with classical baselines on simulated scans"),
 }
 
@@ -37,7 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `petdiff` console script."""
     quiet_openmp()
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
+    if not argv:
+        print(f"petdiff: expected a command, found none\n\n{_usage()}", file=sys.stderr)
+        return 2
+    if argv[0] in ("-h", "--help"):
         print(_usage())
         return 0
     if argv[0] in ("-V", "--version"):

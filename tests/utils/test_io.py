@@ -89,3 +89,20 @@ def test_output_paths_are_checked_before_any_work(tmp_path):
     assert check_output_file(tmp_path / "a" / "b.npz") == tmp_path / "a" / "b.npz"
     assert check_output_folder(tmp_path / "folder") == tmp_path / "folder"
     assert not (tmp_path / "a").exists()  # checking creates nothing
+
+
+def test_staged_folders_replace_their_namesake_whole(tmp_path):
+    out = tmp_path / "out"
+    with staged_outputs(out) as stage:
+        (stage / "series").mkdir()
+        (stage / "series" / "a.dcm").write_text("1")
+        (stage / "series" / "b.dcm").write_text("1")
+    with staged_outputs(out, replaces=("old_series",)) as stage:
+        (stage / "series").mkdir()
+        (stage / "series" / "a.dcm").write_text("2")
+    assert sorted(p.name for p in (out / "series").iterdir()) == ["a.dcm"]
+    assert (out / "series" / "a.dcm").read_text() == "2"
+    (out / "old_series").mkdir()
+    with staged_outputs(out, replaces=("old_series",)) as stage:
+        (stage / "x.txt").write_text("x")
+    assert not (out / "old_series").exists() and (out / "series").is_dir()

@@ -1,13 +1,16 @@
-"""`petdiff enhance`: posterior mean and uncertainty of a low-dose PET scan (reconstruction or sinogram).
+"""`petdiff enhance IN [IN ...] [-o OUTDIR]`: full-dose estimate and uncertainty of low-dose PET scans.
 
-INPUT is a low-dose MLEM reconstruction (.npy / .npz with key `images`, `low_dose` or a single array /
-NIfTI; one slice (H, W) or a volume (N, H, W), enhanced slice by slice in batches) or low-dose sinograms
-((n_angles, n_bins) or (N, n_angles, n_bins) in .npy / .npz, given with --sinogram or recognised by their
-shape), which are reconstructed with MLEM first. Written to --out (all together or none):
-  enhanced.npz   mean, std, input (N, 1, H, W; mean/std in full-dose units = input units / fraction),
-                 samples (K, N, 1, H, W) with --keep-samples, fraction, seeds, meta (JSON)
-  mean.nii.gz, std.nii.gz   with the affine of a NIfTI input (identity otherwise)
-  enhanced.png   input / fraction, posterior mean and std for up to three slices
+IN: NIfTI volumes, .npy / .npz arrays, DICOM PET series (a folder or a file), or folders of several cases
+(each NIfTI / array file and each DICOM sub-folder is one case). Every case is enhanced on its own grid
+(resampled to the model's pixel size, tiled when larger than the network) and written in its own units
+to OUTDIR/<case>/: mean.nii.gz, std.nii.gz (posterior), regression.nii.gz, enhanced.npz, enhanced.png and,
+for DICOM input, the derived series mean_dicom/ and std_dicom/. A case that fails is reported and skipped;
+OUTDIR/summary.csv lists every case. Exit status 0 when all cases succeeded, 2 otherwise.
+
+Units: counts stay counts (expressed at full dose: low-dose counts / f); Bq/mL and SUV stay Bq/mL and SUV
+(a concentration does not change with the dose). --counts-per-unit tells the networks how many counts one
+unit of a concentration holds (the noise level); without it an estimate is used and a warning says so.
+--sinogram: the inputs are low-dose sinograms (.npy / .npz), reconstructed with MLEM on the model's grid first.
 """
 
 from __future__ import annotations
@@ -17,214 +20,198 @@ import json
 import sys
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import numpy as np
-import torch
-
-from petdiff.inference import Enhancement, enhance, load_model, reconstruct
-from petdiff.inference.model import LoadedModel
-from petdiff.inference.panel import enhancement_panel, panel_slices
-from petdiff.inference.settings import sampling_settings
-from petdiff.phantoms import Volume, load_volume, resample_images, save_nifti
-from petdiff.phantoms.arrays import check_numeric, read_npy_array, read_npz_array, require_file
+from petdiff.commands.cases import Case, expand_inputs
+from petdiff.commands.enhance_outputs import format_table, write_case, write_summary
+from petdiff.commands.help import DefaultsFormatter
+from petdiff.commands.progress import Progress
+from petdiff.inference.enhance import reconstruct
+from petdiff.inference.enhancer import Enhancer, SamplingSettings
+from petdiff.inference.model import LoadedModel, load_model, load_pair
+from petdiff.inference.scan_enhance import enhance_scan, model_pixel_size
+from petdiff.inference.single import SingleNetworkEnhancer
+from petdiff.io import UNITS, Scan, read_array_scan, read_scan, scaling_affine
 from petdiff.physics import Geometry
-from petdiff.utils.io import atomic_save_npz, atomic_write, check_output_folder, staged_outputs
+from petdiff.utils.io import check_output_folder
 
-NPZ_KEYS = ("images", "low_dose", "sinograms")
-PANEL_SLICES = 3
-OUTPUTS = ("enhanced.npz", "mean.nii.gz", "std.nii.gz", "enhanced.png")
-
-
-@dataclass
-class ScanInput:
-    """The loaded INPUT: images (N, H, W) at the network's resolution or sinograms (N, n_angles, n_bins)."""
-
-    data: np.ndarray
-    is_sinogram: bool
-    volume: Volume | None  # geometry for the NIfTI outputs (NIfTI inputs); None = identity affine
-
-
-def _is_nifti(path: Path) -> bool:
-    """True for .nii and .nii.gz names."""
-    name = path.name.lower()
-    return name.endswith(".nii") or name.endswith(".nii.gz")
-
-
-def _stem(path: Path) -> str:
-    """File name without .npy / .npz / .nii / .nii.gz."""
-    name = path.name
-    for suffix in (".nii.gz", ".nii", ".npz", ".npy"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return path.stem
-
-
-def _as_stack(path: Path, key: str, arr: np.ndarray) -> np.ndarray:
-    """(N, A, B) from a single (A, B) array, a stack, or (N, 1, A, B)."""
-    if arr.ndim == 2:
-        return arr[None]
-    if arr.ndim == 4 and arr.shape[1] == 1:
-        return arr[:, 0]
-    if arr.ndim != 3:
-        raise ValueError(
-            f"{path} [{key}]: expected one slice (H, W), slices (N, H, W) or sinograms (N, n_angles, n_bins), "
-            f"found shape {arr.shape}"
-        )
-    return arr
-
-
-def _resolution_error(path: Path, found: tuple[int, ...], resolution: int, sino: tuple[int, int]) -> ValueError:
-    """The message for an input that fits neither the network's images nor its sinograms."""
-    return ValueError(
-        f"{path}: expected images {resolution}×{resolution} (the network's resolution) or sinograms "
-        f"{sino[0]}×{sino[1]} (n_angles × n_bins), found slices of {found[0]}×{found[1]}; "
-        "pass --resample to resample images to the network's resolution"
-    )
-
-
-def read_input(path: str | Path, resolution: int, sinogram: bool = False, resample: bool = False) -> ScanInput:
-    """Load INPUT, decide image vs sinogram (flag or shape) and bring images to resolution² (with --resample)."""
-    p = require_file(path)
-    sino = Geometry(resolution).sinogram_shape
-    image_shape = (resolution, resolution)
-    if _is_nifti(p):
-        if sinogram:
-            raise ValueError(f"{p}: --sinogram expects a .npy or .npz file of sinograms, found a NIfTI image")
-        volume = load_volume(p)
-        if volume.data.shape[1:] != image_shape:
-            if not resample:
-                raise _resolution_error(p, volume.data.shape[1:], resolution, sino)
-            volume = load_volume(p, resolution)  # the affine follows the resampling
-        return ScanInput(volume.data, False, volume)
-    if p.suffix.lower() == ".npz":
-        key, arr = read_npz_array(p, NPZ_KEYS, only_array=True)
-    elif p.suffix.lower() == ".npy":
-        key, arr = "array", read_npy_array(p)
-    else:
-        raise ValueError(f"{p}: expected a .npy, .npz, .nii or .nii.gz file, found suffix {p.suffix!r}")
-    data = _as_stack(p, key, check_numeric(p, key, arr))
-    shape = tuple(data.shape[1:])
-    if sinogram or (shape == sino and shape != image_shape):
-        if shape != sino:
-            raise ValueError(
-                f"{p} [{key}]: expected sinograms (n_angles, n_bins) = {sino} for the network's "
-                f"{resolution}×{resolution} geometry, found {shape}"
-            )
-        return ScanInput(np.ascontiguousarray(data), True, None)
-    if shape != image_shape:
-        if not resample:
-            raise _resolution_error(p, shape, resolution, sino)
-        data = resample_images(torch.from_numpy(np.ascontiguousarray(data))[:, None], resolution)[:, 0].numpy()
-    return ScanInput(np.ascontiguousarray(data, dtype=np.float32), False, None)
+PROG = "petdiff enhance"
+METHODS = ("posterior", "mean", "denoiser")
+DICOM_OPTIONS = ("series_uid", "patient_weight", "injected_dose", "half_life", "injection_time", "decay_correction")
+SINOGRAM_KEYS = ("sinograms", "images", "low_dose")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Options of `petdiff enhance`."""
-    p = argparse.ArgumentParser(
-        prog="petdiff enhance", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("input", metavar="INPUT", help="low-dose reconstruction (.npy/.npz/.nii/.nii.gz) or sinograms")
-    p.add_argument("--network", default=None, help="network snapshot (.safetensors or its .json); default: shipped")
-    p.add_argument("--samples", type=int, default=8, help="posterior samples per slice (K)")
-    p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the snapshot's, else 32)")
-    p.add_argument("--sampler", default=None, help="edm | euler | dpmpp_2m (default: the snapshot's, else edm)")
-    p.add_argument("--fraction", type=float, default=0.25, help="dose fraction of the input scan (low / full)")
-    p.add_argument("--seed", type=int, default=0, help="sample k uses seed SEED + k")
-    p.add_argument("--out", default=None, help="output folder (default: ./<INPUT name>_enhanced)")
-    p.add_argument("--keep-samples", action="store_true", help="also store the K samples in enhanced.npz")
-    p.add_argument("--batch-size", type=int, default=16, help="samples per network batch")
-    p.add_argument("--resample", action="store_true", help="resample images to the network's resolution")
-    p.add_argument("--sinogram", action="store_true", help="INPUT holds low-dose sinograms (MLEM first)")
+    """Options of `petdiff enhance` (defaults shown by --help)."""
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=DefaultsFormatter)
+    p.add_argument("inputs", metavar="IN", nargs="+", help="scan files, DICOM folders or folders of cases")
+    p.add_argument("-o", "--out", default="enhanced", help="output folder (one sub-folder per case)")
+    p.add_argument("--method", choices=METHODS, default="posterior",
+                   help="posterior: regression + residual diffusion samples; mean: regression only (one pass); "
+                        "denoiser: an older single conditional network")
+    p.add_argument("--network", default=None,
+                   help="snapshot (.safetensors or .json): the residual (its regression is found beside it) or "
+                        "a regression alone for --method mean; default: the shipped weights")
+    p.add_argument("--fraction", type=float, default=0.25, help="dose fraction of the inputs (low / full)")
+    p.add_argument("--units", choices=UNITS, default=None,
+                   help="units of the values: NIfTI / arrays default to counts; DICOM keeps its Units tag, "
+                        "SUV converts Bq/mL with the SUV tags / options")
+    p.add_argument("--counts-per-unit", type=float, default=None,
+                   help="counts per unit of the input (for Bq/mL or SUV: the noise level); default: 1 for counts, "
+                        "else estimated with a warning")
+    p.add_argument("--samples", type=int, default=None, help="posterior samples per slice (default: the "
+                                                             "snapshot's, else 8)")
+    p.add_argument("--seeds", default=None, help="seeds of the samples, e.g. 0-7 or 1,5,9 (default: 0..K-1)")
+    p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the snapshot's)")
+    p.add_argument("--sampler", default=None, help="edm | euler | dpmpp_2m (default: the snapshot's)")
+    p.add_argument("--warm-start", type=float, default=None, metavar="SIGMA",
+                   help="start the diffusion at noise level SIGMA instead of sigma_max")
+    p.add_argument("--batch-size", type=int, default=32, help="samples per network batch")
+    p.add_argument("--voxel-size", type=float, nargs=3, default=None, metavar=("DZ", "DY", "DX"),
+                   help=".npy / .npz voxel size in mm (default: the model's pixel size)")
+    dicom = p.add_argument_group("DICOM / SUV (override the tags)")
+    dicom.add_argument("--series-uid", default=None, help="SeriesInstanceUID to read from a folder of series")
+    dicom.add_argument("--patient-weight", type=float, default=None, help="patient weight in kg")
+    dicom.add_argument("--injected-dose", type=float, default=None, help="injected dose in MBq")
+    dicom.add_argument("--half-life", type=float, default=None, help="radionuclide half-life in s")
+    dicom.add_argument("--injection-time", default=None, help="injection time HHMMSS[.ffffff]")
+    dicom.add_argument("--decay-correction", default=None, choices=("START", "ADMIN", "NONE"),
+                       help="decay correction of the pixel values")
+    p.add_argument("--sinogram", action="store_true", help="the inputs are low-dose sinograms (MLEM first)")
     p.add_argument("--n-iter", type=int, default=None, help="MLEM iterations for sinograms (default: training's)")
+    p.add_argument("--keep-samples", action="store_true", help="also store the K samples in enhanced.npz")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
     return p
 
 
-def _write_outputs(out: Path, scan: ScanInput, low: np.ndarray, result: Enhancement, fraction: float,
-                   model: LoadedModel, args: argparse.Namespace) -> None:
-    """enhanced.npz, mean/std NIfTI and the PNG panel, each written atomically."""
-    mean = result.mean.cpu().numpy()
-    std = None if result.std is None else result.std.cpu().numpy()
-    meta = {
-        "input": str(Path(args.input)),
-        "network": str(model.path),
-        "kind": "sinogram" if scan.is_sinogram else "image",
-        "fraction": fraction,
-        "units": "mean/std/samples in full-dose reconstruction units = input units / fraction",
-        "skipped_slices": list(result.skipped),
-    }
-    sampler, opts = sampling_settings(model.meta.get("sampling"), model.net, args.sampler, args.steps)
-    meta["sampling"] = {"sampler": sampler, **opts}
-    arrays = {"mean": mean, "input": low[:, None], "fraction": np.float32(fraction),
-              "seeds": np.asarray(result.seeds, dtype=np.uint64), "meta": np.asarray(json.dumps(meta))}
-    if std is not None:
-        arrays["std"] = std
-    if result.samples is not None:
-        arrays["samples"] = result.samples.cpu().numpy()
-    atomic_save_npz(out / "enhanced.npz", **arrays)
-    like = scan.volume or Volume(data=low, affine=None, kind="npy", path=Path(args.input))
-    save_nifti(out / "mean.nii.gz", mean, like)
-    if std is not None:
-        save_nifti(out / "std.nii.gz", std, like)
-    slices = panel_slices(len(low), low.reshape(len(low), -1).max(axis=1) > 0, PANEL_SLICES)
-    png = enhancement_panel(low / fraction, mean[:, 0], None if std is None else std[:, 0], slices)
-    with atomic_write(out / "enhanced.png", "wb") as f:
-        f.write(png)
+def _check_args(args: argparse.Namespace) -> None:
+    """Integer options in range (before any file or network is touched)."""
+    for name in ("samples", "batch_size", "steps", "n_iter"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name.replace('_', '-')}: expected an integer >= 1, found {value}")
+    if not 0 < args.fraction <= 1:
+        raise ValueError(f"--fraction: expected a dose fraction in (0, 1], found {args.fraction}")
+    if args.method == "mean" and (args.samples or args.seeds or args.warm_start or args.keep_samples):
+        raise ValueError("--method mean: one regression pass draws no samples; drop --samples / --seeds / "
+                         "--warm-start / --keep-samples")
 
 
-def _run(args: argparse.Namespace) -> dict:
-    """Load, enhance, write; returns the summary printed on stdout."""
-    for name in ("samples", "batch_size"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')}: expected an integer >= 1, found {getattr(args, name)}")
-    if not 0 <= args.seed < 2**64 - args.samples:
-        raise ValueError(f"--seed: expected an integer in [0, 2^64 - samples), found {args.seed}")
-    if args.n_iter is not None and args.n_iter < 1:
-        raise ValueError(f"--n-iter: expected at least 1 MLEM iteration (0 is MLEM's flat start), found {args.n_iter}")
-    start = time.perf_counter()
-    require_file(args.input)  # a missing INPUT is reported before any network question
-    out = check_output_folder(Path(args.out) if args.out else Path.cwd() / f"{_stem(Path(args.input))}_enhanced")
-    model = load_model(args.network, args.device)
-    if model.mode != "pet":
-        raise ValueError(f"--network: {model.path} is an unconditional network (mode {model.mode!r}); "
-                         "enhance needs a PET model (mode 'pet')")
-    scan = read_input(args.input, model.resolution[0], args.sinogram, args.resample)
-    data = torch.from_numpy(scan.data).to(model.device)
-    low = reconstruct(model, data, args.n_iter) if scan.is_sinogram else data[:, None]
-    seeds = list(range(args.seed, args.seed + args.samples))
-    result = enhance(
-        model, low, fraction=args.fraction, samples=args.samples, seeds=seeds,
-        sampler=args.sampler, steps=args.steps, batch_size=args.batch_size, keep_samples=args.keep_samples,
-        progress=sys.stderr.isatty(),
-    )
-    low_np = low[:, 0].cpu().numpy()
-    if scan.is_sinogram:
-        scan.volume = None  # the reconstruction has no file geometry: identity affine
-    with staged_outputs(out, replaces=OUTPUTS) as stage:  # all of this run's files, or the earlier run's intact
-        _write_outputs(stage, scan, low_np, result, args.fraction, model, args)
-    return {"out": str(out), "slices": int(low.shape[0]), "samples": args.samples,
-            "skipped_slices": list(result.skipped), "seconds": round(time.perf_counter() - start, 2)}
+def load_enhancer(args: argparse.Namespace) -> tuple[Any, LoadedModel, list[LoadedModel]]:
+    """(enhancer, the model whose grid sinograms use, the loaded models) for --method / --network / --device."""
+    if args.method == "denoiser":
+        model = load_model(args.network, args.device)
+        return SingleNetworkEnhancer(model), model, [model]
+    mean, residual = load_pair(args.network, args.device)
+    models = [mean] if residual is None else [mean, residual]
+    return Enhancer(mean, residual), mean, models
+
+
+def resolve_settings(enhancer: Any, args: argparse.Namespace) -> SamplingSettings:
+    """The sampling settings of the whole run, resolved once."""
+    if args.method == "mean":
+        return enhancer.settings("mean", batch_size=args.batch_size)
+    return enhancer.settings(args.method, samples=args.samples, seeds=args.seeds, sampler=args.sampler,
+                             steps=args.steps, warm_start=args.warm_start, batch_size=args.batch_size)
+
+
+def read_case(case: Case, args: argparse.Namespace, model: LoadedModel, model_px: tuple[float, float]) -> Scan:
+    """The case as a Scan: read_scan with the DICOM / SUV options, or MLEM of its sinograms (--sinogram)."""
+    if args.sinogram:
+        sinos = read_array_scan(case.path, "counts", keys=SINOGRAM_KEYS)
+        res = model.resolution[0]
+        expected = Geometry(res).sinogram_shape
+        if tuple(sinos.images.shape[-2:]) != tuple(expected):
+            raise ValueError(f"{case.path}: expected sinograms (n_angles, n_bins) = {tuple(expected)} for the "
+                             f"network's {res}×{res} geometry, found {tuple(sinos.images.shape[-2:])}")
+        recon = reconstruct(model, sinos.images[:, 0].to(model.device), args.n_iter).cpu()
+        size = (1.0, *model_px)
+        return Scan(images=recon, units="counts", voxel_size=size, affine=scaling_affine(size),
+                    fraction=args.fraction, source=case.path, kind="array",
+                    notes=(f"sinograms reconstructed with MLEM on the model's {res}×{res} grid",))
+    options: dict[str, Any] = {k: getattr(args, k) for k in DICOM_OPTIONS if getattr(args, k) is not None}
+    if args.voxel_size is not None:
+        options["voxel_size"] = tuple(args.voxel_size)
+    return read_scan(case.path, units=args.units, fraction=args.fraction, **options)
+
+
+def run_case(case: Case, index: int, total: int, enhancer: Any, settings: SamplingSettings, model: LoadedModel,
+             models: list[LoadedModel], args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    """Read, enhance and write one case; returns its summary row (raises on failure)."""
+    label = f"case {index}/{total} {case.name}"
+    scan = read_case(case, args, model, model_pixel_size(enhancer.data))
+    for note in scan.notes:
+        print(f"{PROG}: {case.name}: {note}", file=sys.stderr, flush=True)
+    pixel_size = None
+    if args.voxel_size is not None or args.sinogram:
+        pixel_size = scan.pixel_size
+    progress = Progress(label)
+    try:
+        result = enhance_scan(enhancer, scan, settings, counts_per_unit=args.counts_per_unit, pixel_size=pixel_size,
+                              keep_samples=args.keep_samples, progress=progress.update)
+    finally:
+        progress.close()
+    for note in result.report["notes"]:
+        print(f"{PROG}: {case.name}: {note}", file=sys.stderr, flush=True)
+    meta = {"input": str(case.path), "case": case.name, "kind": "sinogram" if args.sinogram else scan.kind,
+            "networks": [str(m.path) for m in models], "reader_notes": list(scan.notes),
+            "suv": scan.suv.describe() if scan.suv is not None else None, **result.report}
+    written = write_case(out / case.name, scan, result, meta)
+    n, h, w = scan.shape
+    return {"case": case.name, "status": "ok", "method": settings.method, "units": scan.units,
+            "shape": f"{n}x{h}x{w}", "message": f"{len(written)} outputs", "output": str(out / case.name)}
+
+
+def _show_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+    """Print a warning on stderr when it happens, in the command's one-line style."""
+    print(f"{PROG}: warning: {message}", file=sys.stderr, flush=True)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """All cases: setup errors raise (exit 2 before any work); case errors are reported and skipped."""
+    _check_args(args)
+    out = check_output_folder(Path(args.out), "--out")  # before any file is read or network loaded
+    cases, notes = expand_inputs(args.inputs)
+    for note in notes:
+        print(f"{PROG}: {note}", file=sys.stderr, flush=True)
+    enhancer, model, models = load_enhancer(args)
+    settings = resolve_settings(enhancer, args)
+    rows = []
+    for index, case in enumerate(cases, start=1):
+        start = time.perf_counter()
+        try:
+            row = run_case(case, index, len(cases), enhancer, settings, model, models, args, out)
+        except (ValueError, OSError, RuntimeError) as exc:
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            print(f"{PROG}: {case.name}: failed: {message}", file=sys.stderr, flush=True)
+            row = {"case": case.name, "status": "failed", "method": settings.method, "units": "", "shape": "",
+                   "message": message, "output": ""}
+        row.update(seconds=round(time.perf_counter() - start, 2), input=str(case.path))
+        rows.append(row)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = write_summary(out, rows)
+    print(format_table(rows), file=sys.stderr, flush=True)
+    failed = [row["case"] for row in rows if row["status"] != "ok"]
+    if failed:
+        print(f"{PROG}: {len(failed)} of {len(rows)} case(s) failed ({', '.join(failed)}); see {summary}",
+              file=sys.stderr, flush=True)
+    print(json.dumps({"out": str(out), "summary": str(summary), "settings": settings.as_dict(),
+                      "cases": rows, "failed": len(failed)}))
+    return 2 if failed else 0
 
 
 def main(argv: list[str]) -> int:
-    """Run `petdiff enhance`; errors print one line on stderr and return 2."""
+    """Run `petdiff enhance`; setup errors print one line on stderr and return 2."""
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help (0) or a usage error (2, message already printed)
         return int(exc.code or 0)
-    error = None
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings():
         warnings.simplefilter("always")
+        warnings.showwarning = _show_warning
         try:
-            summary = _run(args)
+            return _run(args)
         except (ValueError, OSError) as exc:
-            error = exc
-    for w in caught:
-        print(f"petdiff enhance: warning: {w.message}", file=sys.stderr)
-    if error is not None:
-        print(f"petdiff enhance: {error}", file=sys.stderr)
-        return 2
-    print(json.dumps(summary))
-    return 0
+            print(f"{PROG}: {exc}", file=sys.stderr)
+            return 2

@@ -18,7 +18,8 @@ def panel_slices(n_slices: int, nonzero: np.ndarray | None = None, count: int = 
 
 
 def enhancement_panel(
-    low_dose_full_units: np.ndarray, mean: np.ndarray, std: np.ndarray | None, slices: list[int], dpi: int = 100
+    low_dose_full_units: np.ndarray, mean: np.ndarray, std: np.ndarray | None, slices: list[int], dpi: int = 100,
+    input_title: str = "low-dose input / f",
 ) -> bytes:
     """PNG bytes of a grid: one row per slice, columns input (low / f), posterior mean, posterior std.
 
@@ -26,7 +27,7 @@ def enhancement_panel(
     """
     from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
 
-    columns = [("low-dose input / f", low_dose_full_units), ("posterior mean", mean)]
+    columns = [(input_title, low_dose_full_units), ("posterior mean", mean)]
     if std is not None:
         columns.append(("posterior std", std))
     fig = Figure(figsize=(3.2 * len(columns), 3.0 * len(slices)), dpi=dpi, layout="constrained")

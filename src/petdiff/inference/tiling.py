@@ -28,6 +28,13 @@ def _starts(length: int, tile: int, overlap: float) -> list[int]:
     return sorted({min(i * stride, length - tile) for i in range(n)})
 
 
+def tile_count(shape: tuple[int, int], tile: int | tuple[int, int], overlap: float = 0.5) -> int:
+    """How many tiles `sliding_window` runs per image of `shape` (H, W) (1 when it fits in one tile)."""
+    th, tw = (tile, tile) if isinstance(tile, int) else (int(tile[0]), int(tile[1]))
+    h, w = max(shape[0], th), max(shape[1], tw)
+    return len(_starts(h, th, overlap)) * len(_starts(w, tw, overlap))
+
+
 def window(size: tuple[int, int], kind: str = "gaussian", sigma_scale: float = 0.125,
            floor: float = 1e-12) -> torch.Tensor:
     """Blending weights (h, w) > 0, 1 at the centre: Gaussian (σ = sigma_scale·size) or a raised cosine.

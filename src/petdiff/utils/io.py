@@ -89,10 +89,31 @@ def check_output_folder(path: str | os.PathLike, what: str = "--out") -> Path:
     return path
 
 
+def _remove(path: Path) -> None:
+    """Delete a file or a folder tree (missing is fine)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _replace(source: Path, target: Path, stage: Path) -> None:
+    """Move a staged file or folder over `target` (an existing folder is moved aside first, then deleted)."""
+    if source.is_dir() and target.is_dir():
+        old = stage / f".old-{target.name}"
+        os.replace(target, old)
+        os.replace(source, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(source, target)
+
+
 @contextlib.contextmanager
 def staged_outputs(out: str | os.PathLike, replaces: Iterable[str] = (), what: str = "--out") -> Iterator[Path]:
     """Yield a staging folder inside `out` for one run's files; on success move them into `out` together.
 
+    Staged folders (e.g. a DICOM series) replace their namesake as a whole.
     On any exception the staging folder is deleted and `out` is left exactly as it was (a folder this call
     created is removed again), so an earlier run's outputs are never mixed with part of a new run's. On
     success every file of the staging folder replaces its namesake in `out`, and files of `out` matching the
@@ -107,15 +128,16 @@ def staged_outputs(out: str | os.PathLike, replaces: Iterable[str] = (), what: s
         yield stage
         new = sorted(p for p in stage.iterdir() if not p.name.startswith("."))  # skip atomic_write leftovers
         for p in new:
-            if not p.is_file():
-                raise ValueError(f"{p}: staged outputs must be files, found a folder")
+            if p.is_dir() and (out / p.name).exists() and not (out / p.name).is_dir():
+                raise ValueError(f"{what}: expected {out / p.name} to be a folder (a staged folder replaces it), "
+                                 "found a file")
         names = {p.name for p in new}
-        stale = {p for pattern in replaces for p in out.glob(pattern) if p.is_file() and p.name not in names}
+        stale = {p for pattern in replaces for p in out.glob(pattern)
+                 if p.name not in names and not p.name.startswith(".")}
         for p in new:
-            os.replace(p, out / p.name)
+            _replace(p, out / p.name, stage)
         for p in stale:
-            with contextlib.suppress(FileNotFoundError):
-                p.unlink()
+            _remove(p)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         if created:
