@@ -13,7 +13,7 @@ def test_no_command_is_a_usage_error(capsys):
     assert main(["nope"]) == 2 and "unknown command 'nope'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name", ["enhance", "simulate"])
+@pytest.mark.parametrize("name", ["enhance", "simulate", "evaluate", "demo"])
 def test_help_shows_defaults(name, capsys):
     assert name in COMMANDS
     assert main([name, "--help"]) in (0, None)

@@ -11,6 +11,7 @@ import json
 import sys
 import time
 
+from petdiff.commands.help import DefaultsFormatter
 from petdiff.evaluate.outputs import json_safe, method_labels, result_json
 from petdiff.evaluate.pipeline import DoseResult, Evaluation, evaluate_scans, log_stderr, open_model
 from petdiff.evaluate.report import panel_figure
@@ -24,7 +25,7 @@ TABLE_METHODS = ("low_dose_mlem", "post_filter", "early_stop_mlem", "full_dose_m
 
 def build_parser() -> argparse.ArgumentParser:
     """Options of `petdiff demo`."""
-    p = argparse.ArgumentParser(prog="petdiff demo", description=__doc__)
+    p = argparse.ArgumentParser(prog="petdiff demo", description=__doc__, formatter_class=DefaultsFormatter)
     p.add_argument("--out", default="demo_output", help="output folder (demo.png, metrics.json)")
     p.add_argument("--network", default=None, help="network snapshot (.safetensors); default: the shipped weights")
     p.add_argument("--no-model", action="store_true", help="show the classical baselines only")

@@ -13,6 +13,7 @@ import argparse
 import sys
 import time
 
+from petdiff.commands.help import DefaultsFormatter
 from petdiff.evaluate.outputs import write_outputs
 from petdiff.evaluate.pipeline import evaluate_scans, log_stderr, open_model
 from petdiff.evaluate.scans import load_phantoms
@@ -47,7 +48,7 @@ def _span(text: str) -> tuple[int, int]:
 def build_parser() -> argparse.ArgumentParser:
     """Options of `petdiff evaluate`."""
     p = argparse.ArgumentParser(
-        prog="petdiff evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="petdiff evaluate", description=__doc__, formatter_class=DefaultsFormatter
     )
     p.add_argument("--network", default=None, help="network snapshot (.safetensors); default: the shipped weights")
     p.add_argument("--no-model", action="store_true", help="evaluate the baselines only")
