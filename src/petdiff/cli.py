@@ -53,7 +53,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"petdiff: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[name][0])
-    return int(module.main(rest) or 0)
+    try:
+        return int(module.main(rest) or 0)
+    except SystemExit as exc:  # argparse's --help (0) and usage errors (2) end a command the same way
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
 
 
 if __name__ == "__main__":
