@@ -12,7 +12,6 @@ from petdiff.diffusion import sample
 from petdiff.inference import (
     FALLBACK_SAMPLING,
     enhance,
-    enhance_sinogram,
     load_model,
     reconstruct,
     sampling_settings,
@@ -277,7 +276,7 @@ def test_fraction_outside_training_range_warns():
 # ---- sinograms -----------------------------------------------------------------------------------------------
 
 
-def test_enhance_sinogram_is_mlem_then_enhance():
+def test_reconstruct_uses_the_training_iterations():
     model = stub_model()
     projector = Projector(RES)
     g = torch.Generator().manual_seed(1)
@@ -285,7 +284,5 @@ def test_enhance_sinogram_is_mlem_then_enhance():
     sino = thin(full, 0.25, generator=g)
     recon = reconstruct(model, sino)
     torch.testing.assert_close(recon, mlem(sino, projector, n_iter=5))  # the sidecar's data.n_iter
-    out = enhance_sinogram(model, sino, fraction=0.25, samples=2)
-    torch.testing.assert_close(out.mean, enhance(model, recon, 0.25, samples=2).mean)
     with pytest.raises(ValueError, match="sinograms"):
         reconstruct(model, torch.ones(1, 16, 16))

@@ -4,7 +4,7 @@ Sits between training (snapshots) and the commands / evaluation that use a train
 """
 
 from petdiff.inference.conditions import ConditionSource, condition_seed, conditions_from_config
-from petdiff.inference.enhance import Enhancement, enhance, enhance_sinogram, reconstruct
+from petdiff.inference.enhance import Enhancement, enhance, reconstruct
 from petdiff.inference.generate import Generated, generate, rank_seeds
 from petdiff.inference.model import LoadedModel, default_weights_dir, load_model
 from petdiff.inference.settings import FALLBACK_SAMPLING, sampling_settings
@@ -19,7 +19,6 @@ __all__ = [
     "conditions_from_config",
     "default_weights_dir",
     "enhance",
-    "enhance_sinogram",
     "generate",
     "load_model",
     "rank_seeds",

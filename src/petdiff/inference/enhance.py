@@ -229,14 +229,3 @@ def reconstruct(model: LoadedModel, sinograms: torch.Tensor, n_iter: int | None 
     n_iter = training_iterations(model) if n_iter is None else n_iter
     return mlem(sinograms, projector, n_iter=n_iter)
 
-
-def enhance_sinogram(
-    model: LoadedModel,
-    sinograms: torch.Tensor,
-    fraction: float | torch.Tensor = 0.25,
-    n_iter: int | None = None,
-    **enhance_opts: Any,
-) -> Enhancement:
-    """enhance(model, MLEM(sinograms), fraction, ...): low-dose sinograms straight to the posterior summary."""
-    _check_model(model)
-    return enhance(model, reconstruct(model, sinograms, n_iter), fraction, **enhance_opts)
