@@ -58,9 +58,9 @@ def test_default_weights_missing_names_folder(monkeypatch, tmp_path):
 
 
 def test_default_weights_are_loaded(monkeypatch, tmp_path):
-    save_tiny(tmp_path / "default.safetensors")
+    save_tiny(tmp_path / model_module.DEFAULT_WEIGHTS)
     monkeypatch.setattr(model_module, "default_weights_dir", lambda: tmp_path)
-    assert load_model().path == tmp_path / "default.safetensors"
+    assert load_model().path == tmp_path / model_module.DEFAULT_WEIGHTS
 
 
 @pytest.mark.parametrize(

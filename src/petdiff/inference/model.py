@@ -16,10 +16,12 @@ from petdiff.training.checkpoint import load_network, read_network_metadata, sid
 from petdiff.training.distributed import select_device
 
 MODES = ("pet", "images")
+# The shipped residual-corrective pair; load_model(None) gives its regression network, load_pair(None) both.
+DEFAULT_PAIR = ("mean.safetensors", "residual.safetensors")
+DEFAULT_WEIGHTS = DEFAULT_PAIR[0]
 # Condition channels per sidecar role: the single conditional denoiser and the regression mean see the low-dose
 # image; the residual diffusion model sees (low dose, mean). Snapshots without a role are denoisers.
 ROLE_CONDITIONS = {"denoiser": 1, "mean": 1, "residual": 2}
-DEFAULT_WEIGHTS = "default.safetensors"
 
 
 def default_weights_dir() -> Path:
@@ -63,8 +65,8 @@ def _resolve_path(path: str | os.PathLike | None) -> Path:
         weights = folder / DEFAULT_WEIGHTS
         if not weights.is_file() or not sidecar_path(weights).is_file():
             raise ValueError(
-                f"network: no default weights in {folder} (expected {DEFAULT_WEIGHTS} + default.json); "
-                "train a model with `petdiff train -cn=pet_cpu_64` and pass its snapshot "
+                f"network: no default weights in {folder} (expected {DEFAULT_WEIGHTS} + its .json sidecar); "
+                "train one with `petdiff train -cn=pet_mean_64` (see weights/MODEL_CARD.md) and pass its snapshot "
                 "(--network results/<run>/network-snapshot-*.safetensors, or network=PATH for generate)"
             )
         return weights
@@ -115,7 +117,6 @@ def load_model(path: str | os.PathLike | None = None, device: str | torch.device
     return LoadedModel(net=net.eval().requires_grad_(False), meta=meta, path=weights)
 
 
-DEFAULT_PAIR = ("mean.safetensors", "residual.safetensors")
 
 
 def read_role(path: str | os.PathLike) -> str:
