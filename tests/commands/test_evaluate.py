@@ -133,3 +133,29 @@ def test_evaluate_brainweb_slices_have_grey_and_white_regions(tmp_path, brainweb
     assert doc["regions"]["names"] == ["grey_matter", "white_matter"] and "white matter" in doc["regions"]["definition"]
     grey = doc["results"][0]["methods"]["low_dose_mlem"]["regions"]["grey_matter"]
     assert grey["bias"]["n"] >= 1
+
+
+def test_evaluate_a_pair_with_a_warm_start(tmp_path):
+    from tests.conftest import save_pair
+
+    _, residual = save_pair(tmp_path / "pair")
+    runs = {}
+    for name, extra in (("cold", []), ("warm", ["--warm-start", "0.5"])):
+        out = tmp_path / name
+        rc = evaluate_command.main(["--network", str(residual), "--n-slices", "2", "--samples", "2", "--tune-n", "2",
+                                    "--examples", "1", "--n-iter", "10", "--device", "cpu", "--out", str(out), *extra])
+        assert rc == 0
+        runs[name] = read_json(out / "metrics.json")
+    methods = runs["warm"]["results"][0]["methods"]
+    assert {"regression_mean", "posterior_mean"} <= set(methods)
+    assert runs["warm"]["settings"]["warm_start"] == 0.5 and runs["cold"]["settings"]["warm_start"] is None
+    assert set(runs["warm"]["model"]) == {"mean", "residual"}
+    # the regression mean does not depend on the sampler; the posterior mean does
+    cold, warm = (runs[k]["results"][0]["methods"] for k in ("cold", "warm"))
+    assert cold["regression_mean"] == warm["regression_mean"]
+    assert cold["posterior_mean"]["vs_truth"]["psnr"] != warm["posterior_mean"]["vs_truth"]["psnr"]
+
+
+def test_warm_start_is_refused_for_a_single_denoiser(tmp_path, snapshot, capsys):
+    rc = evaluate_command.main(["--network", str(snapshot), "--warm-start", "1", "--out", str(tmp_path / "e")])
+    assert rc == 2 and "--warm-start" in capsys.readouterr().err

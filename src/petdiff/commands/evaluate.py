@@ -17,6 +17,7 @@ from petdiff.commands.help import DefaultsFormatter
 from petdiff.evaluate.outputs import write_outputs
 from petdiff.evaluate.pipeline import evaluate_scans, log_stderr, open_model
 from petdiff.evaluate.scans import load_phantoms
+from petdiff.inference.model import read_role
 from petdiff.utils.io import check_output_folder, staged_outputs
 
 OUTPUTS = ("metrics.json", "metrics.md", "example_*.png", "psnr_vs_dose.png")  # one run's files, replaced together
@@ -61,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slices", type=_span, default=None, help="slice range a-b (inclusive) of the phantom file")
     p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the snapshot's)")
     p.add_argument("--sampler", default=None, help="sampler name (default: the snapshot's)")
+    p.add_argument("--warm-start", type=float, default=None,
+                   help="residual pair: start the sampler at this noise level σ instead of the cold start σ_max")
     p.add_argument("--seed", type=int, default=0, help="seed of the phantoms, scans and posterior samples")
     p.add_argument("--resolution", type=int, default=64, help="image size without a model (else the network's)")
     p.add_argument("--n-iter", type=int, default=50, help="MLEM iterations of the baselines")
@@ -91,6 +94,10 @@ def main(argv: list[str]) -> int:
         log(f"{note} {len(phantoms.indices)} slices of {phantoms.source} at {resolution}×{resolution}, "
             f"{args.counts:g} counts, fractions {', '.join(f'{f:g}' for f in fractions)}")
         enhance_options = {"sampler": args.sampler, "steps": args.steps, "batch_size": args.batch_size}
+        if args.warm_start is not None:
+            if args.network is not None and read_role(args.network) == "denoiser":
+                raise ValueError("--warm-start: only the residual pair has a warm start (found a single denoiser)")
+            enhance_options["warm_start"] = args.warm_start
         evaluation = evaluate_scans(
             phantoms, args.counts, fractions, model, args.samples, args.seed, args.tune_n, args.n_iter,
             enhance_options, log,
@@ -101,6 +108,7 @@ def main(argv: list[str]) -> int:
     settings = {
         "counts": args.counts, "fractions": list(fractions), "n_iter": args.n_iter, "seed": args.seed,
         "samples": args.samples if model is not None else None, "sampler": args.sampler, "steps": args.steps,
+        "warm_start": args.warm_start,
         "resolution": resolution, "tune_n": args.tune_n, "device": str(device),
     }
     try:
