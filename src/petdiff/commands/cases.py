@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from petdiff.io import is_nifti, stem
+from petdiff.io.files import is_dicom_file
 
 ARRAY_SUFFIXES = (".npy", ".npz")
-DICOM_SUFFIXES = (".dcm", ".ima")
 
 
 @dataclass(frozen=True)
@@ -23,19 +23,6 @@ class Case:
 
     name: str
     path: Path
-
-
-def _looks_dicom(path: Path) -> bool:
-    """A .dcm / .ima name, or a suffix-less file with the DICM preamble."""
-    if path.suffix.lower() in DICOM_SUFFIXES:
-        return True
-    if path.suffix:
-        return False
-    try:
-        with open(path, "rb") as f:
-            return f.read(132)[128:] == b"DICM"
-    except OSError:
-        return False
 
 
 def _is_scan_file(path: Path) -> bool:
@@ -54,7 +41,7 @@ def expand_inputs(inputs: list[str | Path]) -> tuple[list[Case], list[str]]:
             continue
         children = sorted(p for p in path.iterdir() if not p.name.startswith("."))
         files = [p for p in children if p.is_file()]
-        if any(_looks_dicom(p) for p in files):
+        if any(is_dicom_file(p) for p in files):
             found.append(path)
             continue
         for child in children:

@@ -41,7 +41,7 @@ def read_array_scan(path: str | os.PathLike, units: str = "counts",
                 kind=p.suffix.lower().lstrip("."))
 
 
-def _is_dicom_file(path: Path) -> bool:
+def is_dicom_file(path: Path) -> bool:
     """A .dcm / .ima name, or a suffix-less file with the DICM preamble."""
     if path.suffix.lower() in (".dcm", ".ima"):
         return True
@@ -65,7 +65,7 @@ def read_scan(source: str | os.PathLike | Sequence[str | os.PathLike], units: st
     if not isinstance(source, (str, os.PathLike)):
         return read_dicom_series(source, units=units, fraction=fraction, count_level=count_level, **options)
     p = Path(source)
-    if p.is_dir() or (p.is_file() and _is_dicom_file(p)):
+    if p.is_dir() or (p.is_file() and is_dicom_file(p)):
         return read_dicom_series(p, units=units, fraction=fraction, count_level=count_level, **options)
     unknown = sorted(set(options) - {"voxel_size", "max_bytes"})
     if unknown:
