@@ -138,6 +138,7 @@ def methods(pair: str | None, repeats: int) -> dict:
     from petdiff.models.presets import network_config
 
     yardstick = build_network(network_config("pet_reference_64", **YARDSTICK_OVERRIDES), seed=0).eval()
+    parameters = count_parameters(yardstick)
     yardstick.requires_grad_(False)
     gen = torch.Generator().manual_seed(0)
     cond = torch.rand(1, 1, 64, 64, generator=gen) * 2 - 1
@@ -145,10 +146,10 @@ def methods(pair: str | None, repeats: int) -> dict:
         reference = _median_seconds(lambda: draw(yardstick, cond, [0], "edm", 60), max(1, repeats // 3))
     enhancer = Enhancer(*load_pair(pair))
     settings = enhancer.settings("posterior") if enhancer.residual_model is not None else None
-    low = torch.poisson(torch.full((8, 1, 64, 64), 3.0), generator=gen)
+    low = torch.poisson(torch.full((8, 1, *enhancer.resolution), 3.0), generator=gen)
     counts = torch.full((8,), 1e5)
     out = {
-        "yardstick": {"parameters": count_parameters(yardstick), "sampler": "edm", "steps": 60, "evaluations": 119,
+        "yardstick": {"parameters": parameters, "sampler": "edm", "steps": 60, "evaluations": 119,
                       "seconds_per_slice": reference},
         "pair": {"mean": str(enhancer.mean_model.path),
                  "residual": None if enhancer.residual_model is None else str(enhancer.residual_model.path)},
