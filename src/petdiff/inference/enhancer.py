@@ -8,9 +8,12 @@ One object owns the network normalisation, so no caller branches on it:
 
 Methods (CorrDiff's ``inference_mode``): ``mean`` = one regression pass; ``posterior`` = K samples
 x_k = μ + σ_r/σ_d·r_k with r_k drawn by the residual model conditioned on (y, μ, d), summarised by their
-mean and standard deviation. Samples are activities, so they are projected onto the prior's support
-x_k ≥ 0 (for any non-negative truth t, |max(x, 0) − t| ≤ |x − t|: the projection never moves a sample away
-from an admissible truth); the regression mean is non-negative by construction (softplus head).
+mean and standard deviation. By default the samples come in antithetic pairs (latents z and −z): each is
+still a posterior sample, but the pair's deviations nearly cancel in the mean, whose Monte-Carlo error
+would otherwise cost (1 + 1/K)× the regression's MSE (measured: −0.8 dB at K = 4 independent samples).
+Samples are activities, so they are projected onto the prior's support x_k ≥ 0 (for any non-negative
+truth t, |max(x, 0) − t| ≤ |x − t|: the projection never moves a sample away from an admissible truth);
+the regression mean is non-negative by construction (softplus head).
 """
 
 from __future__ import annotations
@@ -45,12 +48,14 @@ class SamplingSettings:
     options: dict[str, Any] = field(default_factory=dict)  # sample() options: num_steps, sigma_max, ...
     warm_start: float | None = None  # start the residual's sampler at this σ (None: the cold start σ_max)
     batch_size: int = 32
+    antithetic: bool = True  # sample 2j+1 starts from −(latent of sample 2j): a far smaller error of the mean
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready summary (for outputs and logs)."""
         opts = {k: v for k, v in self.options.items() if k != "callback"}
         return {"method": self.method, "samples": self.samples, "seeds": list(self.seeds), "sampler": self.sampler,
-                "options": opts, "warm_start": self.warm_start, "batch_size": self.batch_size}
+                "options": opts, "warm_start": self.warm_start, "batch_size": self.batch_size,
+                "antithetic": self.antithetic}
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,7 @@ class Enhancer:
         steps: int | None = None,
         warm_start: float | None = None,
         batch_size: int = 32,
+        antithetic: bool | None = None,
         **overrides: Any,
     ) -> SamplingSettings:
         """Resolve the sampling settings once: the residual sidecar's `sampling` section, then these arguments."""
@@ -133,8 +139,12 @@ class Enhancer:
             if not (isinstance(warm_start, (int, float)) and math.isfinite(warm_start) and warm_start > 0):
                 raise ValueError(f"warm_start: expected a positive noise level σ, found {warm_start!r}")
             opts["sigma_max"] = min(float(warm_start), float(opts.get("sigma_max", 80.0)))
+        if antithetic is None:  # on by default where it can pair the samples: an even K, a deterministic solver
+            antithetic = samples % 2 == 0 and not opts.get("S_churn")
+        if antithetic and samples % 2:
+            raise ValueError(f"antithetic: pairs of samples need an even --samples, found {samples}")
         return SamplingSettings(method="posterior", samples=samples, seeds=seed_list, sampler=name, options=opts,
-                                warm_start=warm_start, batch_size=batch_size)
+                                warm_start=warm_start, batch_size=batch_size, antithetic=bool(antithetic))
 
     def to_network(self, low_dose: torch.Tensor, fraction: torch.Tensor, counts: torch.Tensor
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -189,7 +199,8 @@ class Enhancer:
         stacked = torch.cat([condition, mu], dim=1)
         with torch.no_grad():
             ensemble = posterior_ensemble(make_denoise, stacked, list(settings.seeds), sampler=settings.sampler,
-                                          batch_size=settings.batch_size, keep_samples=True, labels=labels, **opts)
+                                          batch_size=settings.batch_size, keep_samples=True, labels=labels,
+                                          antithetic=settings.antithetic, **opts)
         samples = (mu.unsqueeze(0) + gain * ensemble.samples).clamp_min(floor)
         activity = torch.stack([self.from_network(x, scale) for x in samples])
         mean = activity.mean(dim=0)
