@@ -122,7 +122,8 @@ class Enhancer:
         if method not in METHODS:
             raise ValueError(f"method: expected one of {METHODS}, found {method!r}")
         if method == "mean":
-            return SamplingSettings(method="mean", samples=0, seeds=(), sampler="none", batch_size=batch_size)
+            return SamplingSettings(method="mean", samples=0, seeds=(), sampler="none", batch_size=batch_size,
+                                    antithetic=False)
         if self.residual_model is None:
             raise ValueError(f"method: 'posterior' needs a residual diffusion snapshot paired with "
                              f"{self.mean_model.path.name}; found only the regression network (use --method mean)")
