@@ -19,13 +19,3 @@ def test_help_shows_defaults(name, capsys):
     assert main([name, "--help"]) in (0, None)
     text = " ".join(capsys.readouterr().out.split())
     assert "(default: " in text and "(default: None)" not in text
-
-
-def test_simulate_refuses_a_wrong_suffix_before_simulating(tmp_path, capsys, monkeypatch):
-    from petdiff.commands import simulate
-
-    monkeypatch.setattr(simulate, "write_pairs", lambda *a, **k: pytest.fail("simulation started"))
-    assert main(["simulate", "--n", "2", "--resolution", "16", "--out", str(tmp_path / "pairs.nii.gz")]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--out: expected a pair file name ending in .npz" in err and "pairs.nii.gz" in err
-    assert list(tmp_path.iterdir()) == []

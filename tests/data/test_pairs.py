@@ -155,34 +155,6 @@ def test_file_source_reads_brainweb_with_labels(brainweb_path):
     assert activity.shape == (3, 1, 64, 64) and labels.shape == (3, 1, 64, 64)
 
 
-def test_simulate_command_writes_readable_pairs(tmp_path, capsys):
-    from petdiff.cli import main
-
-    out = tmp_path / "pairs.npz"
-    assert main(["simulate", "--n", "5", "--resolution", "32", "--n-iter", "3", "--batch", "2", "--out", str(out)]) == 0
-    ds = PairFileDataset(out)
-    assert len(ds) == 5 and ds.meta["n_iter"] == 3 and ds.meta["phantoms"] == "procedural"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["pairs.npz"]  # no staging folder left behind
-    assert main(["simulate", "--n", "5", "--phantoms", str(tmp_path / "missing.npz"), "--out", str(out)]) == 2
-    assert "missing.npz" in capsys.readouterr().err
-
-
-def test_simulate_command_checks_out_before_simulating(tmp_path, capsys, monkeypatch):
-    from petdiff.cli import main
-    from petdiff.commands import simulate
-
-    monkeypatch.setattr(simulate, "write_pairs", lambda *a, **k: pytest.fail("simulation started"))
-    assert main(["simulate", "--n", "5", "--resolution", "32", "--out", str(tmp_path)]) == 2
-    err = capsys.readouterr().err
-    assert err == f"petdiff simulate: --out: expected a file name to write, found an existing folder {tmp_path}\n"
-    (tmp_path / "file").write_text("x")
-    assert main(["simulate", "--n", "5", "--resolution", "32", "--out", str(tmp_path / "file" / "p.npz")]) == 2
-    assert "--out: expected a path whose parent folders can be created, found a file" in capsys.readouterr().err
-    assert main(["simulate", "--n", "5", "--resolution", "32", "--n-iter", "0", "--out", str(tmp_path / "p.npz")]) == 2
-    assert "--n-iter: expected at least 1 MLEM iteration, found 0" in capsys.readouterr().err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
-
-
 def test_file_source_reads_image_arrays_and_resamples(tmp_path):
     images = np.zeros((3, 32, 32), np.float32)
     images[:, 8:24, 8:24] = 2.0
