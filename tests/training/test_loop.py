@@ -181,3 +181,45 @@ def test_train_command_refuses_a_junk_resume_file_in_one_line(tmp_path, capsys):
     assert main(["train", "-cn=tiny_test", f"run.run_dir={tmp_path / 'runs'}", f"run.resume={junk}"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{junk}: not a petdiff training state" in err
+
+
+def test_regression_then_residual_runs_make_a_loadable_pair(tmp_path):
+    from petdiff.inference.enhancer import Enhancer
+    from petdiff.inference.model import load_pair
+    from petdiff.models.regression import RegressionUNet
+
+    pair = ["data.target=truth", "+data.dose_labels=true", "+data.pixel_size_mm=4.0"]
+    mean_dir = train(_cfg(tmp_path, *pair, "network.preset=pet_mean_64", "+loss.kind=regression",
+                          "run.desc=mean"), quiet=True)
+    mean_snapshot = mean_dir / checkpoint.snapshot_name(0)
+    mean_net, mean_meta = checkpoint.load_network(mean_snapshot, build_network)
+    assert isinstance(mean_net, RegressionUNet) and mean_meta["role"] == "mean"
+    assert mean_meta["target"] == "truth" and mean_meta["data"]["dose_labels"] is True
+    assert mean_meta["label_dim"] == 2 and mean_meta["data"]["pixel_size_mm"] == 4.0
+    losses = [json.loads(line)["loss"]["mean"] for line in (mean_dir / "stats.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(losses))
+
+    residual_dir = train(_cfg(tmp_path, *pair, "network.preset=pet_residual_64", "+loss.kind=residual",
+                              f"+loss.mean_network={mean_snapshot}", "run.desc=residual"), quiet=True)
+    residual_snapshot = residual_dir / checkpoint.snapshot_name(0)
+    meta = checkpoint.read_network_metadata(residual_snapshot)
+    assert meta["role"] == "residual" and meta["cond_channels"] == 2 and meta["residual_std"] > 0
+    assert meta["mean_network"]["sha256"] == mean_meta["sha256"]
+    mean, residual = load_pair(residual_snapshot)
+    assert mean.path == mean_snapshot
+    enhancer = Enhancer(mean, residual)
+    out = enhancer.enhance(torch.rand(2, 1, 16, 16) * 50, 0.25, torch.tensor([2.5e4, 2.5e4]),  # tiny_test dose
+                           enhancer.settings("posterior", samples=2))
+    assert bool(torch.isfinite(out.mean).all()) and float(out.mean.min()) >= 0
+
+
+def test_a_residual_run_needs_a_regression_snapshot(tmp_path):
+    with pytest.raises(ValueError, match="loss.mean_network"):
+        train(_cfg(tmp_path, "network.preset=pet_residual_64", "+loss.kind=residual", "+data.dose_labels=true"),
+              quiet=True)
+    plain = train(_cfg(tmp_path, "run.desc=plain"), quiet=True) / checkpoint.snapshot_name(0)
+    with pytest.raises(ValueError, match="role 'mean'"):
+        train(_cfg(tmp_path, "network.preset=pet_residual_64", "+loss.kind=residual", "+data.dose_labels=true",
+                   f"+loss.mean_network={plain}"), quiet=True)
+    with pytest.raises(ValueError, match="loss.kind"):
+        train(_cfg(tmp_path, "+loss.kind=adversarial"), quiet=True)
