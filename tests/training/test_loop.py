@@ -214,12 +214,12 @@ def test_regression_then_residual_runs_make_a_loadable_pair(tmp_path):
 
 
 def test_a_residual_run_needs_a_regression_snapshot(tmp_path):
-    with pytest.raises(ValueError, match="loss.mean_network"):
+    with pytest.raises(ValueError, match=r"loss\.mean_network"):
         train(_cfg(tmp_path, "network.preset=pet_residual_64", "+loss.kind=residual", "+data.dose_labels=true"),
               quiet=True)
     plain = train(_cfg(tmp_path, "run.desc=plain"), quiet=True) / checkpoint.snapshot_name(0)
     with pytest.raises(ValueError, match="role 'mean'"):
         train(_cfg(tmp_path, "network.preset=pet_residual_64", "+loss.kind=residual", "+data.dose_labels=true",
                    f"+loss.mean_network={plain}"), quiet=True)
-    with pytest.raises(ValueError, match="loss.kind"):
+    with pytest.raises(ValueError, match=r"loss\.kind"):
         train(_cfg(tmp_path, "+loss.kind=adversarial"), quiet=True)
