@@ -71,6 +71,36 @@ class PairEnhancement:
     fraction: torch.Tensor  # (B,)
 
 
+def resolve_seeds(samples: int | None, seeds: str | int | Sequence[int] | None, default: int
+                  ) -> tuple[int, tuple[int, ...]]:
+    """(K, seeds): K = `samples` (else `default`), seeds 0..K−1 unless given; explicit seeds must number K."""
+    samples = default if samples is None else samples
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise ValueError(f"samples: expected an integer >= 1, found {samples!r}")
+    seed_list = tuple(range(samples)) if seeds is None else tuple(parse_seeds(seeds, distinct=True))
+    if len(seed_list) != samples:
+        raise ValueError(f"seeds: expected {samples} seeds (samples={samples}), found {len(seed_list)}")
+    return samples, seed_list
+
+
+def apply_warm_start(options: dict[str, Any], warm_start: float | None) -> None:
+    """A warm start at σ lowers the sampler's σ_max to σ (validated); None leaves the cold start."""
+    if warm_start is None:
+        return
+    if not (isinstance(warm_start, (int, float)) and math.isfinite(warm_start) and warm_start > 0):
+        raise ValueError(f"warm_start: expected a positive noise level σ, found {warm_start!r}")
+    options["sigma_max"] = min(float(warm_start), float(options.get("sigma_max", 80.0)))
+
+
+def training_span(value: Any) -> tuple[float, float] | None:
+    """(lo, hi) of a sidecar training range (a number or a pair), None when absent."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value), float(value)
+    return float(min(value)), float(max(value))
+
+
 def count_level(low_dose: torch.Tensor, projector: Projector, counts_per_unit: float = 1.0) -> torch.Tensor:
     """N_low = K·Σ_j s_j λ_j per slice, s = Aᵀ1: MLEM preserves counts, so for counts units (K = 1) this is Σ y."""
     sensitivity = projector.sensitivity.to(low_dose.device, low_dose.dtype)
@@ -128,18 +158,10 @@ class Enhancer:
             raise ValueError(f"method: 'posterior' needs a residual diffusion snapshot paired with "
                              f"{self.mean_model.path.name}; found only the regression network (use --method mean)")
         section = self.residual_model.meta.get("sampling")
-        if samples is None:
-            samples = len(parse_seeds(section["seeds"])) if section and section.get("seeds") is not None else 8
-        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-            raise ValueError(f"samples: expected an integer >= 1, found {samples!r}")
-        seed_list = tuple(range(samples)) if seeds is None else tuple(parse_seeds(seeds, distinct=True))
-        if len(seed_list) != samples:
-            raise ValueError(f"seeds: expected {samples} seeds (samples={samples}), found {len(seed_list)}")
+        default = len(parse_seeds(section["seeds"])) if section and section.get("seeds") is not None else 8
+        samples, seed_list = resolve_seeds(samples, seeds, default)
         name, opts = sampling_settings(section, self.residual_model.net, sampler, steps, overrides)
-        if warm_start is not None:
-            if not (isinstance(warm_start, (int, float)) and math.isfinite(warm_start) and warm_start > 0):
-                raise ValueError(f"warm_start: expected a positive noise level σ, found {warm_start!r}")
-            opts["sigma_max"] = min(float(warm_start), float(opts.get("sigma_max", 80.0)))
+        apply_warm_start(opts, warm_start)
         if antithetic is None:  # on by default where it can pair the samples: an even K, a deterministic solver
             antithetic = samples % 2 == 0 and not opts.get("S_churn")
         if antithetic and samples % 2:
@@ -219,14 +241,15 @@ class Enhancer:
     def _warn_outside_training(self, counts: torch.Tensor, fraction: torch.Tensor) -> None:
         """Warn when the dose fraction, or the low-dose count level for that fraction, is outside training."""
         data = self.data
-        f_lo, f_hi = _span(data.get("fraction"))
-        c_lo, c_hi = _span(data.get("counts"))
+        fractions, full_counts = training_span(data.get("fraction")), training_span(data.get("counts"))
         problems = []
-        if f_lo is not None:
+        if fractions is not None:
+            f_lo, f_hi = fractions
             problems += [f"fraction {f:.4g} (trained on {f_lo:.4g}…{f_hi:.4g})" for f in fraction.tolist()
                          if not f_lo - 1e-6 <= f <= f_hi + 1e-6]
-        if c_lo is not None:
+        if full_counts is not None:
             # Trained full-dose counts N ∈ [c_lo, c_hi] at fraction f mean low-dose counts N·f ∈ [c_lo·f, c_hi·f].
+            c_lo, c_hi = full_counts
             problems += [f"count level {n:.4g} at fraction {f:.4g} (trained on {c_lo * f:.4g}…{c_hi * f:.4g})"
                          for n, f in zip(counts.tolist(), fraction.tolist())
                          if not c_lo * f * (1 - 1e-6) <= n <= c_hi * f * (1 + 1e-6)]
@@ -234,12 +257,3 @@ class Enhancer:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             warnings.warn(f"dose outside the training range: {problems[0]}{more}; the output may be miscalibrated",
                           stacklevel=3)
-
-
-def _span(value: Any) -> tuple[float | None, float | None]:
-    """(lo, hi) of a sidecar range (a number or a pair), (None, None) when absent."""
-    if value is None:
-        return None, None
-    if isinstance(value, (int, float)):
-        return float(value), float(value)
-    return float(min(value)), float(max(value))

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 import torch
 
-from petdiff.inference.enhancer import PairEnhancement, SamplingSettings, count_level
+from petdiff.inference.enhancer import PairEnhancement, SamplingSettings, count_level, training_span
 from petdiff.inference.grid import EXTENSIVE_UNITS, from_model_grid, to_model_grid
 from petdiff.inference.tiling import sliding_window, tile_count
 from petdiff.io import Scan
@@ -77,15 +77,6 @@ def model_pixel_size(data: dict[str, Any]) -> tuple[float, float]:
     return float(pair[0]), float(pair[1])
 
 
-def _span(value: Any) -> tuple[float, float] | None:
-    """(lo, hi) of a sidecar range (a number or a pair), None when absent."""
-    if value is None:
-        return None
-    if isinstance(value, (int, float)):
-        return float(value), float(value)
-    return float(min(value)), float(max(value))
-
-
 def _unit_levels(images: torch.Tensor, resolution: tuple[int, int]) -> torch.Tensor:
     """Per slice (N,) on the model grid: the Σ of one network input (the padded slice, or about one tile)."""
     h, w = images.shape[-2:]
@@ -105,7 +96,7 @@ def resolve_counts_per_unit(units: str, counts_per_unit: float | None, grid_imag
         return 1.0, "counts"
     levels = _unit_levels(grid_images, resolution)
     levels = levels[levels > 0]
-    counts = _span(data.get("counts")) or (1e6, 1e6)
+    counts = training_span(data.get("counts")) or (1e6, 1e6)
     target = math.sqrt(counts[0] * counts[1]) * fraction  # low-dose counts at the centre of the training range
     k = target / float(levels.median()) if len(levels) else 1.0
     warnings.warn(f"counts per unit: not given for a {units} scan; estimated K = {k:.4g} counts per {units} so the "

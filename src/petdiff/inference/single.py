@@ -8,15 +8,13 @@ count level is not an input of these networks; the `regression` of the result is
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 
-from petdiff.diffusion import parse_seeds
 from petdiff.inference.enhance import enhance
-from petdiff.inference.enhancer import PairEnhancement, SamplingSettings
+from petdiff.inference.enhancer import PairEnhancement, SamplingSettings, apply_warm_start, resolve_seeds
 from petdiff.inference.model import LoadedModel
 from petdiff.inference.settings import sampling_settings
 
@@ -51,17 +49,9 @@ class SingleNetworkEnhancer:
         """Resolve the sampling settings once: the sidecar's `sampling` section, then these arguments."""
         if method != "denoiser":
             raise ValueError(f"method: a single denoiser network supports only 'denoiser', found {method!r}")
-        samples = 8 if samples is None else samples
-        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-            raise ValueError(f"samples: expected an integer >= 1, found {samples!r}")
-        seed_list = tuple(range(samples)) if seeds is None else tuple(parse_seeds(seeds, distinct=True))
-        if len(seed_list) != samples:
-            raise ValueError(f"seeds: expected {samples} seeds (samples={samples}), found {len(seed_list)}")
+        samples, seed_list = resolve_seeds(samples, seeds, default=8)
         name, opts = sampling_settings(self.model.meta.get("sampling"), self.model.net, sampler, steps)
-        if warm_start is not None:
-            if not (isinstance(warm_start, (int, float)) and math.isfinite(warm_start) and warm_start > 0):
-                raise ValueError(f"warm_start: expected a positive noise level σ, found {warm_start!r}")
-            opts["sigma_max"] = min(float(warm_start), float(opts.get("sigma_max", 80.0)))
+        apply_warm_start(opts, warm_start)
         return SamplingSettings(method="denoiser", samples=samples, seeds=seed_list, sampler=name, options=opts,
                                 warm_start=warm_start, batch_size=batch_size)
 
