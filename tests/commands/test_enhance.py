@@ -149,7 +149,9 @@ def test_denoiser_method_keeps_old_snapshots_working(tmp_path, net, capsys):
     with np.load(out / "scan" / "enhanced.npz") as f:
         assert f["mean"].shape == f["std"].shape == (1, 1, RES, RES) and f["seeds"].tolist() == [5, 6, 7]
         assert "regression" not in f
-        assert json.loads(str(f["meta"]))["settings"]["options"]["num_steps"] == 3  # the snapshot's section
+        settings = json.loads(str(f["meta"]))["settings"]
+        assert settings["options"]["num_steps"] == 3  # the snapshot's section
+        assert settings["antithetic"] is False  # the single-network path draws independent samples
     assert sorted(p.name for p in (out / "scan").iterdir()) == ["enhanced.npz", "enhanced.png", "mean.nii.gz",
                                                                 "std.nii.gz"]
     # the pair-only methods refuse an old snapshot with a hint
