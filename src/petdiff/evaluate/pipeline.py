@@ -19,7 +19,9 @@ from petdiff.evaluate.baselines import BaselineSettings, run_baselines, tune_bas
 from petdiff.evaluate.masks import head_mask
 from petdiff.evaluate.scans import Phantoms, Scans, simulate_scans
 from petdiff.evaluate.scoring import aggregate, best_baseline, score_images, score_posterior
-from petdiff.inference.enhancer import Enhancer
+from petdiff.inference.enhance import data_iterations
+from petdiff.inference.enhancer import Enhancer, PairEnhancement
+from petdiff.inference.single import SingleNetworkEnhancer
 from petdiff.physics import Projector
 from petdiff.recon import mlem
 
@@ -51,33 +53,24 @@ class Evaluation:
     model_info: dict[str, Any] | None = None
 
 
-def _enhance_pair(
-    enhancer: Any, low: torch.Tensor, recon: torch.Tensor, n_iter: int, projector: Projector, fraction: float,
-    options: dict[str, Any],
-):
-    """Regression mean and posterior of the residual-corrective pair, told each scan's measured counts."""
-    trained = int(enhancer.data.get("n_iter", n_iter))
+def _enhance(
+    enhancer: Enhancer | SingleNetworkEnhancer, low: torch.Tensor, recon: torch.Tensor, n_iter: int,
+    projector: Projector, fraction: float, options: dict[str, Any],
+) -> PairEnhancement:
+    """The model's outputs for low-dose scans, told each scan's measured counts, conditioned on MLEM with the
+    iterations the networks were trained on (`recon`, the n_iter-iteration image in low-dose units, is reused
+    when those agree). A pair gives its regression and, with a residual model, its posterior; a single denoiser
+    its posterior."""
+    trained = data_iterations(enhancer.data)
     if trained != n_iter:
         recon = mlem(low, projector, n_iter=trained)
     counts = low.flatten(1).sum(dim=1)  # = Σ s·λ of the MLEM image: MLEM preserves counts
-    method = "posterior" if enhancer.residual_model is not None else "mean"
+    if isinstance(enhancer, SingleNetworkEnhancer):
+        method = "denoiser"
+    else:
+        method = "posterior" if enhancer.residual_model is not None else "mean"
     settings = enhancer.settings(method, **({} if method == "mean" else options))
-    return enhancer.enhance(recon, fraction, counts, settings, keep_samples=method == "posterior")
-
-
-def _enhance(
-    model: Any, low: torch.Tensor, recon: torch.Tensor, n_iter: int, projector: Projector, fraction: float,
-    options: dict[str, Any],
-):
-    """Posterior summary of low-dose scans, conditioned on MLEM with the iterations the model was trained on
-    (`recon`, the n_iter-iteration image in low-dose units, is reused when those agree)."""
-    from petdiff.inference import enhance
-    from petdiff.inference.enhance import training_iterations
-
-    trained = training_iterations(model)
-    if trained != n_iter:
-        recon = mlem(low, projector, n_iter=trained)
-    return enhance(model, recon, fraction, keep_samples=True, **options)
+    return enhancer.enhance(recon, fraction, counts, settings, keep_samples=method != "mean")
 
 
 def evaluate_scans(
@@ -114,13 +107,10 @@ def evaluate_scans(
         if model is not None:
             options = {"samples": samples, "seeds": [seed + k for k in range(samples)], **(enhance_options or {})}
             recon = images["low_dose_mlem"] * fraction
+            result = _enhance(model, scans.low[fraction], recon, n_iter, projector, fraction, options)
             if isinstance(model, Enhancer):
-                result = _enhance_pair(model, scans.low[fraction], recon, n_iter, projector, fraction, options)
                 images["regression_mean"] = result.regression
-                if result.std is not None:
-                    images["posterior_mean"] = result.mean
-            else:
-                result = _enhance(model, scans.low[fraction], recon, n_iter, projector, fraction, options)
+            if result.std is not None or not isinstance(model, Enhancer):
                 images["posterior_mean"] = result.mean
             std = result.std
             if std is not None:
@@ -148,7 +138,7 @@ def optional_model(network: str | None, no_model: bool, device: str | None = Non
     if network is not None:
         if read_role(network) == "denoiser":
             model = load_model(network, device=device)
-            return model, f"Model: {model.path} (single conditional denoiser)."
+            return SingleNetworkEnhancer(model), f"Model: {model.path} (single conditional denoiser)."
         enhancer = Enhancer(*load_pair(network, device=device))
         return enhancer, f"Model: {describe(enhancer)}."
     try:
@@ -194,6 +184,8 @@ def model_info(model: Any) -> dict[str, Any] | None:
     if model is None:
         return None
     keys = ("role", "kimg", "target", "normalization", "data", "sampling", "config_hash", "residual_std")
+    if isinstance(model, SingleNetworkEnhancer):
+        model = model.model
     if isinstance(model, Enhancer):
         loaded = [m for m in (model.mean_model, model.residual_model) if m is not None]
         return {m.meta.get("role", "denoiser"): {"path": str(m.path), **{k: m.meta[k] for k in keys if k in m.meta}}

@@ -210,7 +210,12 @@ def enhance(
 
 def training_iterations(model: LoadedModel, default: int = 50) -> int:
     """MLEM iterations the network's training pairs used (sidecar data.n_iter), else `default`."""
-    n_iter = model.meta.get("data", {}).get("n_iter", default)
+    return data_iterations(model.meta.get("data", {}), default)
+
+
+def data_iterations(data: dict[str, Any], default: int = 50) -> int:
+    """The `n_iter` of a sidecar's data section when it is an integer, else `default`."""
+    n_iter = data.get("n_iter", default)
     return int(n_iter) if isinstance(n_iter, int) and not isinstance(n_iter, bool) else default
 
 
