@@ -174,3 +174,34 @@ def save_pair(folder: Path, resolution: int = RES, pixel_size_mm: float = 4.0,
     residual_path = save_network(folder / "residual.safetensors", build_network(residual_cfg, seed=1), residual_cfg,
                                  meta)
     return mean_path, residual_path
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface (for a local process group)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_ranks(target, out_dir: Path, *args, world_size: int = 2, timeout: float = 120) -> list[dict]:
+    """Fork `world_size` processes target(rank, port, *args, str(out_dir)); each writes rank<r>.json; returns them.
+
+    fork keeps the tests fast (no second torch import); each child builds its own process group.
+    """
+    import json
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    port = free_port()
+    procs = [ctx.Process(target=target, args=(r, port, *args, str(out_dir))) for r in range(world_size)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=timeout)
+    for p in procs:
+        if p.is_alive():
+            p.kill()
+            pytest.fail("a rank hung")
+    return [json.loads((Path(out_dir) / f"rank{r}.json").read_text()) for r in range(world_size)]

@@ -1,9 +1,7 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
-import socket
 import traceback
 
 import numpy as np
@@ -14,7 +12,7 @@ from PIL import Image
 from petdiff.commands import generate as generate_cmd
 from petdiff.inference import condition_seed, conditions_from_config, generate, load_model, rank_seeds
 from petdiff.training.config import config_to_dict, load_config, packaged_config_dir
-from tests.conftest import RES, save_tiny
+from tests.conftest import RES, run_ranks, save_tiny
 
 
 @pytest.fixture
@@ -220,12 +218,6 @@ def test_unconditional_network_with_pet_config_is_rejected(tmp_path, images_snap
 # ---- two real gloo ranks -------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _rank(rank: int, port: int, argv: list[str], out_dir: str) -> None:
     try:
         os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
@@ -242,20 +234,8 @@ def _rank(rank: int, port: int, argv: list[str], out_dir: str) -> None:
 def test_two_ranks_write_what_one_process_writes(tmp_path, pet_snapshot, capsys):
     argv = ["-cn=tiny_test", f"network={pet_snapshot}", "seeds=0-4", "batch=2"]
     assert generate_cmd.main([*argv, f"outdir={tmp_path / 'one.npz'}"]) == 0
-    ctx = multiprocessing.get_context("fork")
-    port = _free_port()
     two = [*argv, f"outdir={tmp_path / 'two.npz'}"]
-    procs = [ctx.Process(target=_rank, args=(r, port, two, str(tmp_path))) for r in range(2)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=120)
-    for p in procs:
-        if p.is_alive():
-            p.kill()
-            pytest.fail("a rank hung")
-    for r in range(2):
-        result = json.loads((tmp_path / f"rank{r}.json").read_text())
+    for result in run_ranks(_rank, tmp_path, two):
         assert result.get("code") == 0, result.get("error")
     one, two = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")
     assert two["seeds"].tolist() == [0, 1, 2, 3, 4]

@@ -1,9 +1,7 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
-import socket
 import traceback
 
 import pytest
@@ -12,6 +10,7 @@ import torch
 from petdiff.data.sampler import InfiniteSampler
 from petdiff.training import distributed as ddp
 from petdiff.training.stats import TickStats
+from tests.conftest import run_ranks
 
 TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
@@ -89,12 +88,6 @@ def test_rank_seed():
 # ---- two real gloo processes ---------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _worker(rank: int, port: int, out_dir: str) -> None:
     try:
         os.environ.update(
@@ -123,19 +116,7 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
 
 
 def test_two_gloo_ranks(tmp_path):
-    # fork keeps the test fast (no second torch import); each child builds its own process group.
-    ctx = multiprocessing.get_context("fork")
-    port = _free_port()
-    procs = [ctx.Process(target=_worker, args=(r, port, str(tmp_path))) for r in range(2)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=120)
-    for p in procs:
-        if p.is_alive():
-            p.kill()
-            pytest.fail("a rank hung")
-    results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    results = run_ranks(_worker, tmp_path)
     for r in results:
         assert "error" not in r, r.get("error")
         assert r["total"] == 3.0 and r["mean"] == 1.5 and r["stop"] is True
