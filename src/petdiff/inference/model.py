@@ -128,9 +128,9 @@ def load_pair(path: str | os.PathLike | None = None, device: str | torch.device 
               ) -> tuple[LoadedModel, LoadedModel | None]:
     """(regression mean, residual model or None) from a snapshot path; None = the shipped pair.
 
-    A residual snapshot names its frozen regression network in its sidecar (`mean_network.file`, with the
-    sha256 of its weights): that file is loaded from the same folder and checked. A regression snapshot
-    alone gives (mean, None): the mean method only.
+    A residual snapshot names its frozen regression network in its sidecar (`mean_network`: file, path, sha256
+    of its weights): it is looked for next to the residual under its file name, then at the recorded path, and
+    the first whose sha256 matches is loaded. A regression snapshot alone gives (mean, None): the mean method.
     """
     if path is None:
         folder = default_weights_dir()
