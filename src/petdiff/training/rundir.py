@@ -27,14 +27,14 @@ _MAX_TRIES = 1000
 
 
 @contextlib.contextmanager
-def _locked(root: Path) -> Iterator[None]:
-    """Hold an exclusive flock on the root folder itself, so concurrent creators pick numbers one at a time."""
+def _flock(folder: str | os.PathLike, exclusive: bool) -> Iterator[None]:
+    """Hold an exclusive or shared flock on a folder itself (no-op where fcntl is missing)."""
     if fcntl is None:
         yield
         return
-    fd = os.open(root, os.O_RDONLY)
+    fd = os.open(folder, os.O_RDONLY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         yield
     finally:
         os.close(fd)  # closing releases the lock
@@ -60,7 +60,7 @@ def make_run_dir(root: str | os.PathLike, desc: str) -> Path:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ValueError(f"run.run_dir: expected a folder that can be created, {root} cannot ({e.strerror})") from None
-    with _locked(root):
+    with _flock(root, exclusive=True):  # concurrent creators pick numbers one at a time
         for _ in range(_MAX_TRIES):
             run_dir = root / f"{_next_id(root):05d}-{desc}"
             try:
@@ -82,18 +82,9 @@ def find_latest_state(run_dir: str | os.PathLike) -> Path | None:
     return max(states)[1] if states else None
 
 
-@contextlib.contextmanager
-def hold_run_dir(run_dir: str | os.PathLike) -> Iterator[None]:
+def hold_run_dir(run_dir: str | os.PathLike) -> contextlib.AbstractContextManager[None]:
     """Hold a shared flock on `run_dir` while a run writes there, so `clean_temporaries` leaves its files alone."""
-    if fcntl is None:
-        yield
-        return
-    fd = os.open(run_dir, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH)
-        yield
-    finally:
-        os.close(fd)
+    return _flock(run_dir, exclusive=False)
 
 
 def clean_temporaries(run_dir: str | os.PathLike) -> list[Path]:
