@@ -36,6 +36,20 @@ def _missing(where: str, what: str, tag: str, option: str) -> ValueError:
     return ValueError(f"{where}: SUV needs {what}: tag {tag} is missing or empty; pass {option} to supply it")
 
 
+def _given_or_tag(given: Any, tag_value: Any, key: str, tag: str, what: str, where: str, sources: dict[str, str],
+                  missing_tag: str | None = None) -> float:
+    """The option's value when given (positive), else the tag's; records which in `sources[key]`, refuses neither."""
+    value = _positive(given)
+    if value is not None:
+        sources[key] = OPTIONS[key].split()[0]
+        return value
+    value = _positive(tag_value)
+    if value is None:
+        raise _missing(where, what, missing_tag or tag, OPTIONS[key])
+    sources[key] = tag
+    return value
+
+
 def _date(value: Any) -> dt.date | None:
     """A DICOM DA value (YYYYMMDD) as a date, None when empty."""
     text = str(value or "").strip()
@@ -109,25 +123,16 @@ def suv_info(datasets: Sequence[Any], where: str = "DICOM series", patient_weigh
     """
     first = datasets[0]
     sources: dict[str, str] = {}
-    weight = _positive(patient_weight)
-    if weight is not None:
-        sources["weight"] = "--patient-weight"
-    else:
-        weight = _positive(getattr(first, "PatientWeight", None))
-        if weight is None:
-            raise _missing(where, "the patient's weight", "PatientWeight (0010,1030)", OPTIONS["weight"])
-        sources["weight"] = "PatientWeight (0010,1030)"
+    weight = _given_or_tag(patient_weight, getattr(first, "PatientWeight", None), "weight", "PatientWeight (0010,1030)",
+                           "the patient's weight", where, sources)
     seq = getattr(first, "RadiopharmaceuticalInformationSequence", None)
     item = seq[0] if seq else None
-    dose = _positive(injected_dose)
-    if dose is not None:
-        dose, sources["dose"] = dose * 1e6, "--injected-dose"
-    else:
-        dose = _positive(getattr(item, "RadionuclideTotalDose", None))
-        if dose is None:
-            raise _missing(where, "the injected dose", "RadionuclideTotalDose (0018,1074) in "
-                           "RadiopharmaceuticalInformationSequence (0054,0016)", OPTIONS["dose"])
-        sources["dose"] = "RadionuclideTotalDose (0018,1074)"
+    mbq = _positive(injected_dose)
+    given_dose = None if mbq is None else mbq * 1e6  # the option is in MBq, the tag in Bq
+    dose = _given_or_tag(given_dose, getattr(item, "RadionuclideTotalDose", None), "dose",
+                         "RadionuclideTotalDose (0018,1074)", "the injected dose", where, sources,
+                         missing_tag="RadionuclideTotalDose (0018,1074) in RadiopharmaceuticalInformationSequence "
+                                     "(0054,0016)")
     mode = str(decay_correction or getattr(first, "DecayCorrection", "") or "").strip().upper()
     if not mode:
         raise _missing(where, "the decay correction", "DecayCorrection (0054,1102)", OPTIONS["decay_correction"])
@@ -139,14 +144,8 @@ def suv_info(datasets: Sequence[Any], where: str = "DICOM series", patient_weigh
         decay = np.zeros(n)
         t_half = _positive(half_life) or _positive(getattr(item, "RadionuclideHalfLife", None)) or float("nan")
     else:
-        t_half = _positive(half_life)
-        if t_half is not None:
-            sources["half_life"] = "--half-life"
-        else:
-            t_half = _positive(getattr(item, "RadionuclideHalfLife", None))
-            if t_half is None:
-                raise _missing(where, "the half-life", "RadionuclideHalfLife (0018,1075)", OPTIONS["half_life"])
-            sources["half_life"] = "RadionuclideHalfLife (0018,1075)"
+        t_half = _given_or_tag(half_life, getattr(item, "RadionuclideHalfLife", None), "half_life",
+                               "RadionuclideHalfLife (0018,1075)", "the half-life", where, sources)
         decay = _decay_seconds(datasets, mode, item, injection_time, where, sources)
     dose_at_ref = dose * np.exp2(-decay / t_half) if mode != "ADMIN" else np.full(n, dose)
     factors = weight * 1000.0 / dose_at_ref
