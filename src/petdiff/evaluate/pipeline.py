@@ -19,6 +19,7 @@ from petdiff.evaluate.baselines import BaselineSettings, run_baselines, tune_bas
 from petdiff.evaluate.masks import head_mask
 from petdiff.evaluate.scans import Phantoms, Scans, simulate_scans
 from petdiff.evaluate.scoring import aggregate, best_baseline, score_images, score_posterior
+from petdiff.inference.context import with_context
 from petdiff.inference.enhance import data_iterations
 from petdiff.inference.enhancer import Enhancer, PairEnhancement
 from petdiff.inference.single import SingleNetworkEnhancer
@@ -61,10 +62,11 @@ def _enhance(
     iterations the networks were trained on (`recon`, the n_iter-iteration image in low-dose units, is reused
     when those agree). A pair gives its regression and, with a residual model, its posterior; a single denoiser
     its posterior."""
-    trained = data_iterations(enhancer.data)
+    trained = data_iterations(enhancer.data, default=n_iter)  # scan models saw many: the evaluation's own
     if trained != n_iter:
         recon = mlem(low, projector, n_iter=trained)
     counts = low.flatten(1).sum(dim=1)  # = Σ s·λ of the MLEM image: MLEM preserves counts
+    recon = with_context(recon, getattr(enhancer, "context", 0))  # the scans are adjacent slices of one volume
     if isinstance(enhancer, SingleNetworkEnhancer):
         method = "denoiser"
     else:
