@@ -56,7 +56,7 @@ class Evaluation:
 
 def _enhance(
     enhancer: Enhancer | SingleNetworkEnhancer, low: torch.Tensor, recon: torch.Tensor, n_iter: int,
-    projector: Projector, fraction: float, options: dict[str, Any],
+    projector: Projector, fraction: float, options: dict[str, Any], adjacent: bool = False,
 ) -> PairEnhancement:
     """The model's outputs for low-dose scans, told each scan's measured counts, conditioned on MLEM with the
     iterations the networks were trained on (`recon`, the n_iter-iteration image in low-dose units, is reused
@@ -66,7 +66,8 @@ def _enhance(
     if trained != n_iter:
         recon = mlem(low, projector, n_iter=trained)
     counts = low.flatten(1).sum(dim=1)  # = Σ s·λ of the MLEM image: MLEM preserves counts
-    recon = with_context(recon, getattr(enhancer, "context", 0))  # the scans are adjacent slices of one volume
+    k = getattr(enhancer, "context", 0)  # 2.5D models: neighbours when the scans are adjacent slices, else 2D input
+    recon = with_context(recon, k) if adjacent else recon.repeat(1, 2 * k + 1, 1, 1)
     if isinstance(enhancer, SingleNetworkEnhancer):
         method = "denoiser"
     else:
@@ -100,6 +101,8 @@ def evaluate_scans(
     n = activity.shape[0]
     full_recon, noiseless = both[:n], both[n:]
     evaluation = Evaluation(phantoms, scans, mask, model_info=model_info(model))
+    ids = list(phantoms.indices)
+    adjacent = phantoms.source != "procedural" and ids == list(range(ids[0], ids[0] + len(ids)))
     for fraction in fractions:
         settings = tune_baselines(counts, fraction, resolution, n=tune_n, seed=seed, n_iter=n_iter, device=device)
         log(f"fraction {fraction:g}: early stop at {settings.early_stop_iter} iterations, "
@@ -109,7 +112,7 @@ def evaluate_scans(
         if model is not None:
             options = {"samples": samples, "seeds": [seed + k for k in range(samples)], **(enhance_options or {})}
             recon = images["low_dose_mlem"] * fraction
-            result = _enhance(model, scans.low[fraction], recon, n_iter, projector, fraction, options)
+            result = _enhance(model, scans.low[fraction], recon, n_iter, projector, fraction, options, adjacent)
             if isinstance(model, Enhancer):
                 images["regression_mean"] = result.regression
             if result.std is not None or not isinstance(model, Enhancer):
