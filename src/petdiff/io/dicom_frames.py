@@ -97,7 +97,7 @@ def _private(ds: Any, element: int) -> float | None:
     return value if np.isfinite(value) and value > 0 else None
 
 
-def _group(ds: Any, frame: int, keyword: str) -> Any | None:
+def functional_group(ds: Any, frame: int, keyword: str) -> Any | None:
     """The first item of functional group `keyword` for `frame`: per-frame first, else shared."""
     for where in _GROUPS:
         seq = getattr(ds, where, None)
@@ -153,15 +153,16 @@ def _multi(path: Path, ds: Any, n: int) -> list[Frame]:
     frames = []
     for k in range(n):
         where = f"frame {k + 1}"
-        orient, plane = _group(ds, k, "PlaneOrientationSequence"), _group(ds, k, "PlanePositionSequence")
-        measures = _group(ds, k, "PixelMeasuresSequence")
+        orient = functional_group(ds, k, "PlaneOrientationSequence")
+        plane = functional_group(ds, k, "PlanePositionSequence")
+        measures = functional_group(ds, k, "PixelMeasuresSequence")
         if orient is None or plane is None or measures is None:
             raise ValueError(f"{path}: {where}: expected PlaneOrientationSequence, PlanePositionSequence and "
                              "PixelMeasuresSequence in the functional groups, found "
                              f"{'none' if orient is None else 'orientation'}"
                              f"{'' if plane is None else ', position'}{'' if measures is None else ', measures'}")
-        transform = _group(ds, k, "PixelValueTransformationSequence")
-        mapping = _group(ds, k, "RealWorldValueMappingSequence")
+        transform = functional_group(ds, k, "PixelValueTransformationSequence")
+        mapping = functional_group(ds, k, "RealWorldValueMappingSequence")
         rescale = transform if transform is not None else mapping
         slope = _number(getattr(rescale, "RescaleSlope", getattr(rescale, "RealWorldValueSlope", None)), 1.0) or 1.0
         intercept = _number(getattr(rescale, "RescaleIntercept", getattr(rescale, "RealWorldValueIntercept", None)),
@@ -184,7 +185,7 @@ def _multi(path: Path, ds: Any, n: int) -> list[Frame]:
         header.RescaleSlope, header.RescaleIntercept = f"{slope:.10g}"[:16], f"{intercept:.10g}"[:16]
         if frame.units:
             header.Units = frame.units
-        content = _group(ds, k, "FrameContentSequence")
+        content = functional_group(ds, k, "FrameContentSequence")
         stamp = str(getattr(content, "FrameAcquisitionDateTime", "") or "") if content is not None else ""
         if len(stamp) >= 14:
             header.AcquisitionDate, header.AcquisitionTime = stamp[:8], stamp[8:].split("+")[0].split("-")[0]
