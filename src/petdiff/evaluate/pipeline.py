@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from petdiff.evaluate.baselines import BaselineSettings, run_baselines, tune_baselines
+from petdiff.evaluate.lesion_scores import lesion_errors
 from petdiff.evaluate.masks import head_mask
 from petdiff.evaluate.scans import Phantoms, Scans, simulate_scans
 from petdiff.evaluate.scoring import aggregate, best_baseline, score_images, score_posterior
@@ -41,6 +42,7 @@ class DoseResult:
     best_baseline: str
     std: torch.Tensor | None = None  # posterior std (B, 1, H, W)
     calibration: dict[str, dict[str, float]] | None = None
+    lesions: dict[str, dict] | None = None  # lesion_scores.lesion_errors: SUVmax / MTV relative errors per method
 
 
 @dataclass
@@ -125,7 +127,9 @@ def evaluate_scans(
         per_slice = score_images(images, scans.truth, mask, phantoms.regions, phantoms.region_names)
         summary = aggregate(per_slice)
         best = best_baseline(summary, LOW_DOSE_BASELINES)
-        evaluation.results.append(DoseResult(fraction, settings, images, per_slice, summary, best, std, calib))
+        lesions = lesion_errors(images, scans.truth, phantoms.regions, phantoms.region_names)
+        evaluation.results.append(DoseResult(fraction, settings, images, per_slice, summary, best, std, calib,
+                                             lesions))
     return evaluation
 
 
