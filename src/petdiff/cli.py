@@ -13,6 +13,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("petdiff.commands.train", "train a model: petdiff train -cn=NAME [key=value ...]"),
     "generate": ("petdiff.commands.generate", "sample images: petdiff generate -cn=NAME network=PATH seeds=0-63"),
     "enhance": ("petdiff.commands.enhance", "full-dose estimate + uncertainty of low-dose scans (DICOM, NIfTI)"),
+    "finetune": ("petdiff.commands.finetune", "adapt the pair to your own paired low/full-dose scans and recalibrate"),
     "evaluate": ("petdiff.commands.evaluate", "compare the model with classical baselines on simulated scans"),
 }
 

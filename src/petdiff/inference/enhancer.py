@@ -121,6 +121,8 @@ class Enhancer:
         self.mean_model, self.residual_model = mean, residual
         self.normalizer = Normalizer(mean.meta.get("normalization", "quantitative"))
         self.residual_std = float(residual.meta["residual_std"]) if residual is not None else None
+        # σ-scale c of a recalibrated pair (`petdiff finetune`): samples μ + c·σ_r/σ_d·r_k, so the std is c× wider.
+        self.std_scale = float(residual.meta.get("std_scale", 1.0)) if residual is not None else 1.0
 
     @property
     def resolution(self) -> tuple[int, int]:
@@ -237,7 +239,8 @@ class Enhancer:
             return PairEnhancement(regression.to(out_device), None, None, regression.to(out_device), settings,
                                    n.cpu(), f.cpu())
 
-        net, gain = self.residual_model.net, self.residual_std / self.residual_model.net.sigma_data
+        net = self.residual_model.net
+        gain = self.std_scale * self.residual_std / net.sigma_data
         opts = dict(settings.options)
         if callback is not None:
             opts["callback"] = callback

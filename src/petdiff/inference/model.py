@@ -12,6 +12,7 @@ import torch
 
 from petdiff.data.normalization import NORMALIZATIONS
 from petdiff.models import build_network
+from petdiff.models.regression import REGRESSION_ROLES
 from petdiff.training.checkpoint import load_network, read_network_metadata, sidecar_path
 from petdiff.training.distributed import select_device
 
@@ -140,7 +141,7 @@ def load_pair(path: str | os.PathLike | None = None, device: str | torch.device 
             raise ValueError(f"network: no default weights in {folder} (expected {' + '.join(DEFAULT_PAIR)} "
                              "with their .json sidecars); pass a snapshot with --network")
     first = load_model(path, device)
-    if first.role == "mean":
+    if first.role in REGRESSION_ROLES:
         return first, None
     if first.role != "residual":
         raise ValueError(f"network: {first.path}: expected a regression ('mean') or residual snapshot, found role "
@@ -163,6 +164,6 @@ def load_pair(path: str | os.PathLike | None = None, device: str | torch.device 
         raise ValueError(f"{sidecar_path(first.path)}: its regression network {source['file']} (sha256 "
                          f"{str(recorded)[:12]}…) is neither next to it nor at {source.get('path')}")
     mean = load_model(mean_path, device)
-    if mean.role != "mean":
-        raise ValueError(f"{mean_path}: expected role 'mean', found {mean.role!r}")
+    if mean.role not in REGRESSION_ROLES:
+        raise ValueError(f"{mean_path}: expected role 'mean' or 'regression', found {mean.role!r}")
     return mean, first
