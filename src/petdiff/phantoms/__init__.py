@@ -1,19 +1,25 @@
-"""Phantom sources (BrainWeb reference slices, procedural brain-like phantoms, users' images) and the
-Dirichlet tissue-concentration perturbation."""
+"""Phantom sources (BrainWeb reference slices, procedural brain-like phantoms, whole-body slabs, users' images)
+and the Dirichlet tissue-concentration perturbation."""
 
+from petdiff.phantoms.body import body_slabs
+from petdiff.phantoms.body_anatomy import BODY_CLASS_NAMES
 from petdiff.phantoms.brainweb import brainweb_labels, load_brainweb
 from petdiff.phantoms.config import CLASS_NAMES, PhantomConfig
 from petdiff.phantoms.dirichlet import log_standard_gamma, sample_dirichlet, sample_gamma
 from petdiff.phantoms.perturb import perturb_concentrations, perturbed_class_concentrations
 from petdiff.phantoms.procedural import Phantoms, procedural_phantoms
 from petdiff.phantoms.resample import resample_images
+from petdiff.phantoms.slabs import Slabs
 from petdiff.phantoms.volumes import Volume, load_images, load_volume, save_nifti
 
 __all__ = [
+    "BODY_CLASS_NAMES",
     "CLASS_NAMES",
     "PhantomConfig",
     "Phantoms",
+    "Slabs",
     "Volume",
+    "body_slabs",
     "brainweb_labels",
     "load_brainweb",
     "load_images",
