@@ -8,11 +8,12 @@ import torch.nn.functional as F
 
 from petdiff.phantoms.body import body_slabs
 from petdiff.phantoms.body_anatomy import BODY_CLASS_NAMES, SUV_RANGES, TISSUE
+from petdiff.phantoms.lesions import LesionConfig
 
 
 @pytest.fixture(scope="module")
 def batch():
-    return body_slabs(96, 96, (2.0, 4.5), (2.0, 4.0), 1, generator=11)
+    return body_slabs(96, 96, (2.0, 4.5), (2.0, 4.0), 1, generator=11, lesions=LesionConfig(count=(0, 0)))
 
 
 def _eroded(labels: torch.Tensor, k: int) -> torch.Tensor:
@@ -43,7 +44,7 @@ def test_same_seed_same_slabs_other_seed_differs():
 
 
 def test_every_tissue_appears_and_sits_in_its_suv_range(batch):
-    neck = body_slabs(24, 96, (1.5, 2.5), 2.0, 1, generator=12, regions=("neck",))
+    neck = body_slabs(24, 96, (1.5, 2.5), 2.0, 1, generator=12, regions=("neck",), lesions=LesionConfig(count=(0, 0)))
     for name, (lo, hi, _) in SUV_RANGES.items():
         if name in ("air", "bowel", "disc", "marrow"):  # air is 0; bowel is patchy; discs blend with marrow
             continue

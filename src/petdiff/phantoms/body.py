@@ -11,7 +11,9 @@ import torch
 from petdiff.phantoms import body_anatomy as ba
 from petdiff.phantoms import solids as so
 from petdiff.phantoms._random import resolve_generator
+from petdiff.phantoms.lesions import LesionConfig, insert_lesions
 from petdiff.phantoms.slabs import (
+    EDGE,
     Canvas,
     Slabs,
     Window,
@@ -21,7 +23,6 @@ from petdiff.phantoms.slabs import (
     slice_offsets,
 )
 
-EDGE = 0.18  # sigmoid edge width in pixels: the std of a one-pixel box (partial volume of a straight edge)
 _N_TEXTURE_WAVES, _N_BOWEL_WAVES = 8, 8
 
 
@@ -299,13 +300,15 @@ def body_slabs(
     generator: torch.Generator | int | None = None,
     device: torch.device | str = "cpu",
     regions: tuple[str, ...] = tuple(ba.REGIONS),
+    lesions: LesionConfig | None = None,
 ) -> Slabs:
     """n whole-body FDG slabs of 2·context+1 slices on a grid×grid image, activity in SUV.
 
     pixel_size_mm and slice_mm: a number, a (lo, hi) range drawn log-uniformly per slab, or an (n,) tensor.
     Each slab's centre lies at a random level of the neck, thorax, abdomen or pelvis; the body is 300–500 mm wide
     and may exceed the field of view (then the grid shows a random part of it). `regions` restricts the levels
-    to some of "neck", "thorax", "abdomen", "pelvis" (drawn with their relative weights).
+    to some of "neck", "thorax", "abdomen", "pelvis" (drawn with their relative weights). Lesions are inserted
+    by `insert_lesions` with `lesions` (default LesionConfig(): 0–3 per slab; LesionConfig(count=(0, 0)): none).
     """
     check_slab_arguments(n, grid, context)
     unknown = [r for r in regions if r not in ba.REGIONS]
@@ -325,7 +328,7 @@ def body_slabs(
     r.spine()
     activity = r.texture()
     labels = r.canvas.labels
-    return Slabs(
+    slabs = Slabs(
         activity=activity.float().contiguous(),
         labels=labels,
         lesions=torch.zeros_like(labels),
@@ -336,3 +339,4 @@ def body_slabs(
         lesion_diameter_mm=torch.zeros((n, 0), device=device),
         lesion_contrast=torch.zeros((n, 0), device=device),
     )
+    return insert_lesions(slabs, g, lesions)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
+EDGE = 0.18  # sigmoid edge width in pixels: the std of a one-pixel box (partial volume of a straight edge)
+
 
 @dataclass(frozen=True)
 class Slabs:
