@@ -51,20 +51,28 @@ def test_counts_sizes_and_contrast_ranges():
 def test_lesion_volume_and_peak_match_the_drawn_size_and_contrast():
     cfg = LesionConfig(count=(1, 1), diameter_mm=(10.0, 22.0), near_hot=0.0)
     base = _uniform_slabs(24, 96, 14, 1.0, 1.0)
-    base.labels[..., 24:30, 24:30] = 1  # one class only: lesions anywhere in the square
+    base.labels[:], base.activity[:] = 1, 2.0  # one tissue filling the grid: only the slab's faces cut a lesion
     s = insert_lesions(base, generator=1, config=cfg)
+    checked = 0
     for i in range(len(s)):
         d, ratio = float(s.lesion_diameter_mm[i, 0]), float(s.lesion_contrast[i, 0])
         mask = s.lesions[i] == 1
         faces = (mask[0], mask[-1], mask[:, 0], mask[:, -1], mask[:, :, 0], mask[:, :, -1])
-        square = s.labels[i, 0] > 0
-        if any(bool(f.any()) for f in faces) or bool((mask & ~square).any()):  # cut by the slab or the square
+        if any(bool(f.any()) for f in faces):  # cut by the slab
             continue
+        checked += 1
         volume = float(mask.sum())  # voxels of 1 mm³
         assert volume == pytest.approx(math.pi / 6 * d**3, rel=0.05)
         values = s.activity[i][mask]
         extreme = float(values.max()) if ratio > 1 else float(values.min())
         assert extreme == pytest.approx(2.0 * ratio, rel=0.05, abs=0.05)
+    assert checked >= 8
+
+
+def test_lesions_stay_inside_the_body():
+    s = insert_lesions(_uniform_slabs(32, 48, 1, 2.0, 2.0), generator=5, config=LesionConfig(count=(3, 3)))
+    assert int(((s.lesions > 0) & (s.labels == 0)).sum()) == 0
+    assert float(s.activity[s.labels == 0].max()) == 0.0
 
 
 def test_every_tissue_is_equally_likely():

@@ -3,9 +3,11 @@ and the Dirichlet tissue-concentration perturbation."""
 
 from petdiff.phantoms.body import body_slabs
 from petdiff.phantoms.body_anatomy import BODY_CLASS_NAMES
+from petdiff.phantoms.brain_slabs import brain_slabs
 from petdiff.phantoms.brainweb import brainweb_labels, load_brainweb
 from petdiff.phantoms.config import CLASS_NAMES, PhantomConfig
 from petdiff.phantoms.dirichlet import log_standard_gamma, sample_dirichlet, sample_gamma
+from petdiff.phantoms.lesions import LesionConfig, insert_lesions
 from petdiff.phantoms.perturb import perturb_concentrations, perturbed_class_concentrations
 from petdiff.phantoms.procedural import Phantoms, procedural_phantoms
 from petdiff.phantoms.resample import resample_images
@@ -15,12 +17,15 @@ from petdiff.phantoms.volumes import Volume, load_images, load_volume, save_nift
 __all__ = [
     "BODY_CLASS_NAMES",
     "CLASS_NAMES",
+    "LesionConfig",
     "PhantomConfig",
     "Phantoms",
     "Slabs",
     "Volume",
     "body_slabs",
+    "brain_slabs",
     "brainweb_labels",
+    "insert_lesions",
     "load_brainweb",
     "load_images",
     "load_volume",

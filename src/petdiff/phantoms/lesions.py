@@ -1,6 +1,7 @@
 """Lesions inserted into slabs: 3D ellipsoids of 3–30 mm, hot (1.5–10× the local background) or cold (0–0.5×),
 centred in any tissue (each tissue class of the centre slice equally likely) and often next to a hotter organ,
-with soft partial-volume edges and a lesion label volume for contrast-recovery and SUVmax evaluation."""
+with soft partial-volume edges, kept inside the body (never in air), and a lesion label volume for
+contrast-recovery and SUVmax evaluation."""
 
 from __future__ import annotations
 
@@ -119,7 +120,7 @@ def insert_lesions(
         depth = so.ellipsoid_depth(
             u_w, v_w, zz[idx], (cx, cy, dz[idx, j].view(-1, 1, 1, 1)), semi, angle[idx, j].view(-1, 1, 1, 1)
         )
-        m = so.occupancy(depth, (EDGE * px[idx]).view(-1, 1, 1, 1))
+        m = so.occupancy(depth, (EDGE * px[idx]).view(-1, 1, 1, 1)) * (win.take(slabs.labels) > 0)  # not in air
         value = (background[idx, j] * ratio[idx, j]).view(-1, 1, 1, 1)
         win.put(act, torch.lerp(win.take(act), value.expand_as(m), m))
         win.put(lesions, win.take(lesions).masked_fill(m > 0.5, j + 1))
