@@ -129,7 +129,7 @@ def test_per_slab_sizes_from_a_tensor_and_bad_input():
     with pytest.raises(ValueError, match="context"):
         body_slabs(3, 32, 2.0, 2.0, -1, generator=0)
     with pytest.raises(ValueError, match="grid"):
-        body_slabs(3, 4, 2.0, 2.0, 1, generator=0)
+        body_slabs(3, 8, 2.0, 2.0, 1, generator=0)
     with pytest.raises(ValueError, match="regions"):
         body_slabs(3, 32, 2.0, 2.0, 1, generator=0, regions=("head",))
 

@@ -11,7 +11,8 @@ from petdiff.phantoms.lesions import LesionConfig, insert_lesions
 from petdiff.phantoms.perturb import perturb_concentrations, perturbed_class_concentrations
 from petdiff.phantoms.procedural import Phantoms, procedural_phantoms
 from petdiff.phantoms.resample import resample_images
-from petdiff.phantoms.slabs import Slabs
+from petdiff.phantoms.scan_slabs import scan_slabs
+from petdiff.phantoms.slabs import Slabs, concat_slabs
 from petdiff.phantoms.volumes import Volume, load_images, load_volume, save_nifti
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "body_slabs",
     "brain_slabs",
     "brainweb_labels",
+    "concat_slabs",
     "insert_lesions",
     "load_brainweb",
     "load_images",
@@ -37,4 +39,5 @@ __all__ = [
     "sample_dirichlet",
     "sample_gamma",
     "save_nifti",
+    "scan_slabs",
 ]

@@ -61,7 +61,7 @@ class Slabs:
 
 def check_slab_arguments(n: int, grid: int, context: int) -> None:
     """n ≥ 1, grid in [8, 1024] and context k ≥ 0 as ints, else a ValueError naming the argument."""
-    for name, value, lo, hi in (("n", n, 1, None), ("grid", grid, 8, 1024), ("context", context, 0, 32)):
+    for name, value, lo, hi in (("n", n, 1, None), ("grid", grid, 16, 1024), ("context", context, 0, 32)):
         ok = not isinstance(value, bool) and isinstance(value, int) and value >= lo and (hi is None or value <= hi)
         if not ok:
             bound = f"an int >= {lo}" if hi is None else f"an int in [{lo}, {hi}]"
@@ -159,3 +159,31 @@ class Canvas:
         act = where.take(self.activity)
         where.put(self.activity, torch.lerp(act, torch.as_tensor(value, dtype=m.dtype).expand_as(m), m))
         where.put(self.labels, where.take(self.labels).masked_fill(m > 0.5, label))
+
+
+def concat_slabs(parts: list[Slabs]) -> Slabs:
+    """One Slabs of all parts in order: class names merged by name (labels remapped), lesion slots padded (NaN)."""
+    if not parts:
+        raise ValueError("parts: expected at least one Slabs, found none")
+    names: list[str] = []
+    for part in parts:
+        names.extend(name for name in part.class_names if name not in names)
+    n_slots = max(part.lesion_diameter_mm.shape[1] for part in parts)
+    labels, diameters, contrasts = [], [], []
+    for part in parts:
+        lookup = torch.tensor([names.index(name) for name in part.class_names], device=part.labels.device)
+        labels.append(lookup[part.labels])
+        pad = (0, n_slots - part.lesion_diameter_mm.shape[1])
+        diameters.append(torch.nn.functional.pad(part.lesion_diameter_mm, pad, value=float("nan")))
+        contrasts.append(torch.nn.functional.pad(part.lesion_contrast, pad, value=float("nan")))
+    return Slabs(
+        activity=torch.cat([part.activity for part in parts]),
+        labels=torch.cat(labels),
+        lesions=torch.cat([part.lesions for part in parts]),
+        class_names=tuple(names),
+        pixel_size_mm=torch.cat([part.pixel_size_mm for part in parts]),
+        slice_mm=torch.cat([part.slice_mm for part in parts]),
+        kinds=tuple(kind for part in parts for kind in part.kinds),
+        lesion_diameter_mm=torch.cat(diameters),
+        lesion_contrast=torch.cat(contrasts),
+    )
