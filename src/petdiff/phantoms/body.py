@@ -50,6 +50,8 @@ def draw_suv(n: int, g: torch.Generator, device: torch.device) -> torch.Tensor:
     liver = ba.LIVER_MEAN + ba.LIVER_STD * torch.randn((n,), generator=g, device=device)
     lo, hi, _ = ba.SUV_RANGES["liver"]
     suv[:, ba.TISSUE["liver"]] = liver.clamp(lo, hi)
+    lung, soft = suv[:, ba.TISSUE["lung"]], suv[:, ba.TISSUE["soft_tissue"]]
+    suv[:, ba.TISSUE["lung"]] = torch.minimum(lung, ba.LUNG_TO_SOFT_TISSUE * soft)
     return suv
 
 
@@ -71,7 +73,7 @@ def _draw(n: int, regions: tuple[str, ...], g: torch.Generator, device: torch.de
     organ = _u(g, (n,), 0.95, 1.05, device)
     p["ox"], p["oy"] = (1.0 + 0.5 * (p["sx"] - 1.0)) * organ, (1.0 + 0.5 * (p["sy"] - 1.0)) * organ
     p["power"] = _u(g, (n,), 2.0, 3.2, device)
-    p["t_fat"] = _u(g, (n,), 4.0, 12.0, device) + 40.0 * (p["sx"] - 0.9)
+    p["t_fat"] = _u(g, (n,), 4.0, 12.0, device) + 70.0 * (p["sx"] - 0.9)  # larger bodies: more subcutaneous fat
     p["t_mus"] = _u(g, (n,), 8.0, 18.0, device)
     p["angle"] = _u(g, (n,), -8.0, 8.0, device) * math.pi / 180.0
     p["shift"] = _u(g, (n, 2), -1.0, 1.0, device)

@@ -39,12 +39,12 @@ TISSUE = {name: k for k, name in enumerate(BODY_CLASS_NAMES)}
 # (docs of users' scans): fat 0.2–0.5, muscle 0.5–1.2, lung 0.3–0.7, blood pool 1.5–2.2, myocardium 1–15
 # (fasting dependent), liver 2–3 (mean ≈ 2.3), spleen 1.8–2.5, kidney cortex 2.5–4, collecting system up to
 # 20+, bladder 10–100, marrow 1.5–2.5, bowel 1–4 (patchy). The rest are rounded literature values: mediastinal
-# / visceral soft tissue 0.4–1.0, cortical bone 0.2–0.6, discs 0.3–0.8, CSF 0.3–0.8, stomach wall 1.2–3,
+# / visceral soft tissue 0.6–1.2 (lungs at most 0.75× of it: aerated lung is always the darker), cortical bone 0.2–0.6, discs 0.3–0.8, CSF 0.3–0.8, stomach wall 1.2–3,
 # salivary glands 1.5–4, palatine tonsils 2.5–8, thyroid 1–2.5 (Shammas et al., J Nucl Med Technol 2007).
 SUV_RANGES: dict[str, tuple[float, float, bool]] = {
     "fat": (0.2, 0.5, False),
     "muscle": (0.5, 1.2, False),
-    "soft_tissue": (0.4, 1.0, False),
+    "soft_tissue": (0.6, 1.2, False),
     "lung": (0.3, 0.7, False),
     "air": (0.0, 0.0, False),
     "blood": (1.5, 2.2, False),
@@ -64,6 +64,7 @@ SUV_RANGES: dict[str, tuple[float, float, bool]] = {
     "tonsil": (2.5, 8.0, False),
     "thyroid": (1.0, 2.5, False),
 }
+LUNG_TO_SOFT_TISSUE = 0.75  # the lungs' activity is capped at this fraction of the surrounding soft tissue's
 LIVER_MEAN, LIVER_STD = 2.3, 0.25  # liver SUV ~ N(2.3, 0.25) clipped to its range: the usual reference region
 
 # Body outline along z: semi-axes (mm) of the cross-section, and the centre's y (the neck sits posteriorly).
