@@ -38,9 +38,11 @@ TISSUE = {name: k for k, name in enumerate(BODY_CLASS_NAMES)}
 # FDG uptake (SUV) per tissue: (lo, hi, log-uniform?). From the project's table of typical whole-body values
 # (docs of users' scans): fat 0.2–0.5, muscle 0.5–1.2, lung 0.3–0.7, blood pool 1.5–2.2, myocardium 1–15
 # (fasting dependent), liver 2–3 (mean ≈ 2.3), spleen 1.8–2.5, kidney cortex 2.5–4, collecting system up to
-# 20+, bladder 10–100, marrow 1.5–2.5, bowel 1–4 (patchy). The rest are rounded literature values: mediastinal
-# / visceral soft tissue 0.6–1.2 (lungs at most 0.75× of it: aerated lung is always the darker), cortical bone 0.2–0.6, discs 0.3–0.8, CSF 0.3–0.8, stomach wall 1.2–3,
-# salivary glands 1.5–4, palatine tonsils 2.5–8, thyroid 1–2.5 (Shammas et al., J Nucl Med Technol 2007).
+# 20+, bladder 10–100, marrow 1.5–2.5, bowel 1–4 (patchy). Head and neck: mean SUV palatine tonsils 3.5,
+# submandibular 2.1, parotid 1.9, thyroid 1.3 (Nakamoto et al., Radiology 2005;234:879-85); tonsil SUVmax
+# 1.3–11 (Birkin et al., Medicine 2018;97:e11040). Rounded assumptions: mediastinal / visceral soft tissue
+# 0.6–1.2 (lungs at most 0.75× of it: aerated lung is always the darker), cortical bone 0.2–0.6, discs and
+# CSF 0.3–0.8, stomach wall 1.2–3.
 SUV_RANGES: dict[str, tuple[float, float, bool]] = {
     "fat": (0.2, 0.5, False),
     "muscle": (0.5, 1.2, False),
@@ -60,9 +62,9 @@ SUV_RANGES: dict[str, tuple[float, float, bool]] = {
     "spinal_canal": (0.3, 0.8, False),
     "bowel": (1.0, 4.0, False),
     "stomach": (1.2, 3.0, False),
-    "salivary": (1.5, 4.0, False),
-    "tonsil": (2.5, 8.0, False),
-    "thyroid": (1.0, 2.5, False),
+    "salivary": (1.3, 3.0, False),
+    "tonsil": (2.0, 7.0, False),
+    "thyroid": (0.9, 2.0, False),
 }
 LUNG_TO_SOFT_TISSUE = 0.75  # the lungs' activity is capped at this fraction of the surrounding soft tissue's
 LIVER_MEAN, LIVER_STD = 2.3, 0.25  # liver SUV ~ N(2.3, 0.25) clipped to its range: the usual reference region
