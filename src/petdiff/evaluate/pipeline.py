@@ -16,9 +16,11 @@ from typing import Any
 import torch
 
 from petdiff.evaluate.baselines import BaselineSettings, run_baselines, tune_baselines
+from petdiff.evaluate.lesion_scores import lesion_errors
 from petdiff.evaluate.masks import head_mask
 from petdiff.evaluate.scans import Phantoms, Scans, simulate_scans
 from petdiff.evaluate.scoring import aggregate, best_baseline, score_images, score_posterior
+from petdiff.inference.context import with_context
 from petdiff.inference.enhance import data_iterations
 from petdiff.inference.enhancer import Enhancer, PairEnhancement
 from petdiff.inference.single import SingleNetworkEnhancer
@@ -40,6 +42,7 @@ class DoseResult:
     best_baseline: str
     std: torch.Tensor | None = None  # posterior std (B, 1, H, W)
     calibration: dict[str, dict[str, float]] | None = None
+    lesions: dict[str, dict] | None = None  # lesion_scores.lesion_errors: SUVmax / MTV relative errors per method
 
 
 @dataclass
@@ -55,16 +58,18 @@ class Evaluation:
 
 def _enhance(
     enhancer: Enhancer | SingleNetworkEnhancer, low: torch.Tensor, recon: torch.Tensor, n_iter: int,
-    projector: Projector, fraction: float, options: dict[str, Any],
+    projector: Projector, fraction: float, options: dict[str, Any], adjacent: bool = False,
 ) -> PairEnhancement:
     """The model's outputs for low-dose scans, told each scan's measured counts, conditioned on MLEM with the
     iterations the networks were trained on (`recon`, the n_iter-iteration image in low-dose units, is reused
     when those agree). A pair gives its regression and, with a residual model, its posterior; a single denoiser
     its posterior."""
-    trained = data_iterations(enhancer.data)
+    trained = data_iterations(enhancer.data, default=n_iter)  # scan models saw many: the evaluation's own
     if trained != n_iter:
         recon = mlem(low, projector, n_iter=trained)
     counts = low.flatten(1).sum(dim=1)  # = Σ s·λ of the MLEM image: MLEM preserves counts
+    k = getattr(enhancer, "context", 0)  # 2.5D models: neighbours when the scans are adjacent slices, else 2D input
+    recon = with_context(recon, k) if adjacent else recon.repeat(1, 2 * k + 1, 1, 1)
     if isinstance(enhancer, SingleNetworkEnhancer):
         method = "denoiser"
     else:
@@ -98,6 +103,8 @@ def evaluate_scans(
     n = activity.shape[0]
     full_recon, noiseless = both[:n], both[n:]
     evaluation = Evaluation(phantoms, scans, mask, model_info=model_info(model))
+    ids = list(phantoms.indices)
+    adjacent = phantoms.source != "procedural" and ids == list(range(ids[0], ids[0] + len(ids)))
     for fraction in fractions:
         settings = tune_baselines(counts, fraction, resolution, n=tune_n, seed=seed, n_iter=n_iter, device=device)
         log(f"fraction {fraction:g}: early stop at {settings.early_stop_iter} iterations, "
@@ -107,7 +114,7 @@ def evaluate_scans(
         if model is not None:
             options = {"samples": samples, "seeds": [seed + k for k in range(samples)], **(enhance_options or {})}
             recon = images["low_dose_mlem"] * fraction
-            result = _enhance(model, scans.low[fraction], recon, n_iter, projector, fraction, options)
+            result = _enhance(model, scans.low[fraction], recon, n_iter, projector, fraction, options, adjacent)
             if isinstance(model, Enhancer):
                 images["regression_mean"] = result.regression
             if result.std is not None or not isinstance(model, Enhancer):
@@ -120,7 +127,9 @@ def evaluate_scans(
         per_slice = score_images(images, scans.truth, mask, phantoms.regions, phantoms.region_names)
         summary = aggregate(per_slice)
         best = best_baseline(summary, LOW_DOSE_BASELINES)
-        evaluation.results.append(DoseResult(fraction, settings, images, per_slice, summary, best, std, calib))
+        lesions = lesion_errors(images, scans.truth, phantoms.regions, phantoms.region_names)
+        evaluation.results.append(DoseResult(fraction, settings, images, per_slice, summary, best, std, calib,
+                                             lesions))
     return evaluation
 
 

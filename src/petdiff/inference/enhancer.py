@@ -31,7 +31,8 @@ from petdiff.diffusion import parse_seeds, posterior_ensemble
 from petdiff.diffusion.guidance import denoiser
 from petdiff.inference.model import LoadedModel
 from petdiff.inference.settings import sampling_settings
-from petdiff.models.dose import dose_labels
+from petdiff.models.dose import density_labels, dose_labels
+from petdiff.models.regression import REGRESSION_ROLES
 from petdiff.physics import Projector
 
 METHODS = ("mean", "posterior")
@@ -111,7 +112,7 @@ class Enhancer:
     """μθ (and, for the posterior method, the residual model) around one normaliser; see the module docstring."""
 
     def __init__(self, mean: LoadedModel, residual: LoadedModel | None = None):
-        if mean.role != "mean":
+        if mean.role not in REGRESSION_ROLES:
             raise ValueError(f"mean: expected a regression snapshot (role 'mean'), found role {mean.role!r} "
                              f"in {mean.path}")
         if residual is not None and residual.role != "residual":
@@ -125,6 +126,21 @@ class Enhancer:
     def resolution(self) -> tuple[int, int]:
         """(H, W) the networks were trained at."""
         return tuple(self.mean_model.net.img_resolution)
+
+    @property
+    def context(self) -> int:
+        """k: the networks see the slice and k neighbours each side (2k+1 low-dose channels; 0 for 2D models)."""
+        return int(self.mean_model.net.cond_channels) // 2
+
+    @property
+    def density_labels(self) -> bool:
+        """True for the scan models: told their tile's peak count density instead of (slice counts, fraction)."""
+        return self.data.get("dose_labels") == "density"
+
+    @property
+    def native(self) -> bool:
+        """True when the networks run at the input's own pixel size on any H, W divisible by 8 (scan models)."""
+        return "pixel_size_mm" in self.data and self.data["pixel_size_mm"] is None
 
     @property
     def device(self) -> torch.device:
@@ -170,12 +186,14 @@ class Enhancer:
 
     def to_network(self, low_dose: torch.Tensor, fraction: torch.Tensor, counts: torch.Tensor
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(condition y, full-dose scale s, dose labels d) for low-dose images (B, 1, H, W) on the network device."""
-        scale = self.normalizer.scale(low_dose, fraction)
+        """(condition y, full-dose scale s, dose labels d) for low-dose images (B, 2k+1, H, W) on the network device."""
+        k = low_dose.shape[1] // 2
+        scale = self.normalizer.scale(low_dose[:, k : k + 1], fraction)
         if self.normalizer.mode == "reference":
             scale = scale / fraction
         condition = self.normalizer.normalize(low_dose, scale * fraction)
-        return condition, scale, dose_labels(counts, fraction).to(low_dose.device)
+        labels = density_labels(low_dose) if self.density_labels else dose_labels(counts, fraction)
+        return condition, scale, labels.to(low_dose.device)
 
     def from_network(self, x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
         """Network range → full-dose activity units."""
@@ -190,16 +208,27 @@ class Enhancer:
         keep_samples: bool = False,
         callback: Any = None,
     ) -> PairEnhancement:
-        """Enhance low-dose images (B, 1, H, W) ≥ 0 at the network resolution, told their dose fraction and counts."""
+        """Enhance low-dose images (B, 2k+1, H, W) ≥ 0 (counts per pixel), told their dose fraction (and counts).
+
+        2D models take (B, 1, H, W) at their resolution and the slice counts; the scan models take the slice with its
+        k neighbours each side, any H, W divisible by 8, and read their count density from the images (`counts` is
+        not used).
+        """
         settings = settings or self.settings()
-        if tuple(low_dose.shape[-2:]) != self.resolution or low_dose.ndim != 4 or low_dose.shape[1] != 1:
-            raise ValueError(f"low_dose: expected (B, 1, {self.resolution[0]}, {self.resolution[1]}) images, found "
-                             f"{tuple(low_dose.shape)}")
+        channels = 2 * self.context + 1
+        size_ok = (self.native and low_dose.ndim == 4 and low_dose.shape[-1] % 8 == 0 and low_dose.shape[-2] % 8 == 0
+                   ) or tuple(low_dose.shape[-2:]) == self.resolution
+        if not size_ok or low_dose.ndim != 4 or low_dose.shape[1] != channels:
+            size = "H, W divisible by 8" if self.native else f"{self.resolution[0]}, {self.resolution[1]}"
+            raise ValueError(f"low_dose: expected (B, {channels}, {size}) images, found {tuple(low_dose.shape)}")
         out_device, batch = low_dose.device, low_dose.shape[0]
         low = low_dose.to(self.device, torch.float32)
         f = torch.as_tensor(fraction, dtype=torch.float32, device=self.device).reshape(-1).expand(batch)
-        n = torch.as_tensor(counts, dtype=torch.float32, device=self.device).reshape(-1).expand(batch)
-        self._warn_outside_training(n, f)
+        if self.density_labels:
+            n = low[:, self.context].flatten(1).sum(dim=1)  # the slice's low-dose counts, reported only
+        else:
+            n = torch.as_tensor(counts, dtype=torch.float32, device=self.device).reshape(-1).expand(batch)
+            self._warn_outside_training(n, f)
         condition, scale, labels = self.to_network(low, f, n)
         with torch.no_grad():
             mu = self.mean_model.net(condition, class_labels=labels)

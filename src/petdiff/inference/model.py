@@ -19,9 +19,10 @@ MODES = ("pet", "images")
 # The shipped residual-corrective pair; load_model(None) gives its regression network, load_pair(None) both.
 DEFAULT_PAIR = ("mean.safetensors", "residual.safetensors")
 DEFAULT_WEIGHTS = DEFAULT_PAIR[0]
-# Condition channels per sidecar role: the single conditional denoiser and the regression mean see the low-dose
-# image; the residual diffusion model sees (low dose, mean). Snapshots without a role are denoisers.
-ROLE_CONDITIONS = {"denoiser": 1, "mean": 1, "residual": 2}
+# Condition channels per sidecar role, for k context slices each side (data.context; 0 for the 2D models): the
+# single conditional denoiser, the regression mean and the count-level estimator see the 2k+1 low-dose slices; the
+# residual diffusion model sees (low dose, mean). Snapshots without a role are denoisers.
+ROLE_CONDITIONS = {"denoiser": 1, "mean": 1, "regression": 1, "count_level": 1, "residual": 2}
 
 
 def default_weights_dir() -> Path:
@@ -94,7 +95,7 @@ def check_meta(meta: dict[str, Any], net: torch.nn.Module, where: str) -> None:
         role = meta.get("role", "denoiser")
         if role not in ROLE_CONDITIONS:
             raise ValueError(f"{where}: expected field 'role' in {sorted(ROLE_CONDITIONS)}, found {role!r}")
-        expected = ROLE_CONDITIONS[role]
+        expected = ROLE_CONDITIONS[role] + 2 * int((meta.get("data") or {}).get("context") or 0)
         if cond != expected or meta.get("cond_channels", expected) != expected:
             raise ValueError(f"{where}: a {role!r} network of mode 'pet' has cond_channels = {expected}, found {cond}")
         if meta.get("normalization") not in NORMALIZATIONS:
