@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-every", type=int, default=256, help="patches between validations")
     p.add_argument("--patience", type=int, default=4, help="validations without improvement before stopping")
     p.add_argument("--samples", type=int, default=8, help="posterior samples per slice for scoring and recalibrating")
+    p.add_argument("--val-slices", type=int, default=48,
+                   help="validation slices scored before/after and recalibrated on (spread over the pairs)")
     p.add_argument("--seed", type=int, default=0, help="seed of the patches and the diffusion noise")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
     p.add_argument("--resume", action="store_true", help="continue the unfinished fine-tune in OUTDIR")
@@ -56,7 +58,7 @@ def main(argv: list[str]) -> int:
     from petdiff.finetune import FinetuneOptions, finetune
 
     try:
-        for name in ("batch", "eval_every", "patience", "samples"):
+        for name in ("batch", "eval_every", "patience", "samples", "val_slices"):
             if getattr(args, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')}: expected an integer >= 1, found {getattr(args, name)}")
         if args.samples < 2:
@@ -71,7 +73,8 @@ def main(argv: list[str]) -> int:
             counts_per_unit=args.counts_per_unit,
             voxel_size=None if args.voxel_size is None else tuple(args.voxel_size),
             val=args.val, kimg=args.kimg, batch=args.batch, lr=args.lr, eval_every=args.eval_every,
-            patience=args.patience, samples=args.samples, seed=args.seed, device=args.device, resume=args.resume)
+            patience=args.patience, samples=args.samples, max_slices=args.val_slices, seed=args.seed,
+            device=args.device, resume=args.resume)
         finetune(options, say=lambda line: print(line, flush=True))
     except ValueError as err:
         print(f"{PROG}: {err}", file=sys.stderr)

@@ -2,17 +2,21 @@
 
 Each validation volume is enhanced on the networks' grid (`enhance_volume`): the scan models run on whole slices
 (zero-padded to a multiple of 8) with their k neighbour slices; the first 64×64 pair runs through `enhance_scan`
-(tiles at its pixel size). Scores, per method (low dose ÷ f, regression mean, posterior mean), averaged over the
-slices holding activity: PSNR (data range = the full dose's slice maximum), SSIM and NRMSE against the full dose;
-organ-like regions — the object split by the smoothed full dose into low (5–20 % of its 99.9th percentile), medium
-(20–50 %) and high (≥ 50 %) uptake — and the relative error of each region's mean against the full dose's; hot spots
-— the 5 hottest connected regions of the smoothed full dose above half its maximum — and the ratio of each method's
-maximum in them to the full dose's (SUVmax ratio); and the coverage of the 90 % intervals (see `calibrate`).
+(tiles at its pixel size). To bound the time, a fixed number of slices spread over each volume is scored
+(`scored_slices`), each with its neighbours. Scores, per method (low dose ÷ f, regression mean, posterior mean),
+averaged over the slices holding activity:
+
+* PSNR (data range = the full dose's slice maximum), SSIM and NRMSE against the full dose;
+* organ-like regions — the object split by the smoothed full dose into low (5–20 % of its 99.9th percentile),
+  medium (20–50 %) and high (≥ 50 %) uptake — and the relative error of each region's mean against the full dose's;
+* hot spots — the 5 hottest connected regions of the smoothed full dose above half its maximum — and the ratio of
+  each method's maximum in them to the full dose's (SUVmax ratio);
+* the coverage of the 90 % intervals (see `calibrate`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -43,16 +47,32 @@ class VolumeEnhancement:
     std: torch.Tensor | None
 
 
-def enhance_volume(enhancer: Enhancer, pair: ScanPair, settings: SamplingSettings) -> VolumeEnhancement:
-    """Enhance one pair's low dose with the networks (see the module docstring)."""
+def scored_slices(pair: ScanPair, count: int) -> list[int]:
+    """`count` slices spread evenly over those of the pair holding activity (all when fewer)."""
+    live = [i for i in range(pair.full.shape[0]) if bool(pair.full[i].amax() > 0)]
+    if len(live) <= count:
+        return live
+    return [live[int((j + 0.5) * len(live) / count)] for j in range(count)]
+
+
+def restrict(pair: ScanPair, slices: list[int]) -> ScanPair:
+    """The pair with only `slices` (for scoring a subset; their neighbours are not needed any more)."""
+    return replace(pair, low=pair.low[slices], full=pair.full[slices])
+
+
+def enhance_volume(enhancer: Enhancer, pair: ScanPair, settings: SamplingSettings, slices: list[int] | None = None
+                   ) -> VolumeEnhancement:
+    """Enhance one pair's low dose (or only `slices` of it, with their neighbours) (see the module docstring)."""
+    slices = list(range(pair.low.shape[0])) if slices is None else slices
     if not enhancer.native:
-        scan = Scan(images=pair.low, units="counts", voxel_size=(pair.slice_mm, *pair.pixel_size),
+        scan = Scan(images=pair.low[slices], units="counts", voxel_size=(pair.slice_mm, *pair.pixel_size),
                     fraction=pair.fraction, kind="array")
         out = enhance_scan(enhancer, scan, settings, counts_per_unit=1.0, pixel_size=pair.pixel_size)
         return VolumeEnhancement(out.regression.images, out.mean.images, None if out.std is None else out.std.images)
     n, _, h, w = pair.low.shape
     ph, pw = -h % 8, -w % 8
-    low = F.pad(with_context(pair.low, enhancer.context), (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
+    low = F.pad(with_context(pair.low, enhancer.context)[slices], (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
+    n = low.shape[0]
     parts: dict[str, list[torch.Tensor]] = {"regression": [], "mean": [], "std": []}
     for i in range(0, n, SLICES_PER_CALL):
         out = enhancer.enhance(low[i:i + SLICES_PER_CALL], pair.fraction, None, settings)
@@ -61,6 +81,12 @@ def enhance_volume(enhancer: Enhancer, pair: ScanPair, settings: SamplingSetting
                 parts[key].append(value[..., ph // 2:ph // 2 + h, pw // 2:pw // 2 + w])
     std = torch.cat(parts["std"]) if parts["std"] else None
     return VolumeEnhancement(torch.cat(parts["regression"]), torch.cat(parts["mean"]), std)
+
+
+def scaled(result: VolumeEnhancement, std_scale: float) -> VolumeEnhancement:
+    """The enhancement a pair recalibrated by c gives: the same mean, the std c× wider (the Enhancer widens the
+    samples about their mean; only voxels where a widened sample would fall below 0 differ)."""
+    return replace(result, std=None if result.std is None else result.std * std_scale)
 
 
 def image_scores(x: torch.Tensor, full: torch.Tensor) -> dict[str, float]:

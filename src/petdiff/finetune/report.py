@@ -9,9 +9,8 @@ from typing import Any
 import numpy as np
 
 from petdiff.evaluate.report import panel_figure
-from petdiff.finetune.assess import VolumeEnhancement, enhance_volume
+from petdiff.finetune.assess import VolumeEnhancement
 from petdiff.finetune.pairs import ScanPair
-from petdiff.inference.enhancer import Enhancer
 from petdiff.utils.io import atomic_write
 
 ROWS = (("low_dose", "low dose ÷ f"), ("regression", "regression mean"), ("posterior_mean", "posterior mean"))
@@ -86,10 +85,9 @@ def figure(pair: ScanPair, before: VolumeEnhancement, after: VolumeEnhancement, 
     return panel_figure(cols, title=f"{pair.id}, slice {s}", units="full-dose units", ncols=3)
 
 
-def write_report(folder: Path, report: dict[str, Any], pair: ScanPair, after: VolumeEnhancement, start: Enhancer,
-                 samples: int) -> None:
-    """report.json, report.md and report.png in `folder`."""
-    before = enhance_volume(start, pair, start.settings("posterior", samples=samples))
+def write_report(folder: Path, report: dict[str, Any], pair: ScanPair, before: VolumeEnhancement,
+                 after: VolumeEnhancement) -> None:
+    """report.json, report.md and report.png in `folder` (the figure: one validation pair's scored slices)."""
     with atomic_write(folder / "report.png", "wb") as f:
         f.write(figure(pair, before, after, float(report["calibration"]["std_scale"])))
     with atomic_write(folder / "report.json", "w") as f:

@@ -7,8 +7,8 @@
    regression still learns the conditional mean) on patches at the scans' own pixel size, with early stopping on
    validation patches (`stage`). Stage 2: the residual diffusion network on x − μ with the new μ, the same way.
 4. Recalibration: the std scale c on the validation volumes (`calibrate`), stored as `std_scale` in the residual's
-   sidecar (the Enhancer applies it).
-5. After: the new pair on the validation volumes; `report.md`, `report.json`, `report.png` and the pair
+   sidecar (the Enhancer applies it: same mean, std c× wider, so the after scores reuse this pass).
+5. After: the new pair's scores on the validation volumes; `report.md`, `report.json`, `report.png` and the pair
    (`network/regression.safetensors`, `network/residual.safetensors` + sidecars) are written together.
 
 Work in progress lives in OUTDIR/.finetune-work (stage states, scores already computed); `resume=True` continues it
@@ -30,7 +30,16 @@ import torch
 
 from petdiff.diffusion.loss import EDMLoss
 from petdiff.diffusion.residual_loss import RegressionLoss, ResidualLoss
-from petdiff.finetune.assess import average, calibration_data, enhance_volume, volume_scores
+from petdiff.finetune.assess import (
+    VolumeEnhancement,
+    average,
+    calibration_data,
+    enhance_volume,
+    restrict,
+    scaled,
+    scored_slices,
+    volume_scores,
+)
 from petdiff.finetune.calibrate import MAX_FRACTION, std_scale
 from petdiff.finetune.pairs import CasePaths, ScanPair, check_pair, match_cases, network_pair, network_pixel_size
 from petdiff.finetune.patches import PatchSource, PatchSpec
@@ -71,6 +80,7 @@ class FinetuneOptions:
     eval_every: int = 256
     patience: int = 4
     samples: int = 8  # posterior samples per slice for the assessment and the recalibration
+    max_slices: int = 48  # validation slices scored (spread over the validation pairs)
     seed: int = 0
     device: str | None = None
     resume: bool = False
@@ -147,17 +157,23 @@ def split_pairs(pairs: list[ScanPair], val: int | None) -> tuple[list[ScanPair],
     return ordered[:-n_val], ordered[-n_val:]
 
 
-def assess(enhancer: Enhancer, pairs: list[ScanPair], samples: int, std_scale_value: float = 1.0
-           ) -> tuple[dict[str, Any], list[Any]]:
-    """({mean over cases, per case}, the enhanced volumes) of a pair of networks on the validation pairs."""
+def scored(pairs: list[ScanPair], max_slices: int) -> list[ScanPair]:
+    """The validation pairs restricted to the slices scored (about `max_slices` in all, at least one each)."""
+    per_pair = max(1, -(-max_slices // len(pairs)))
+    return [restrict(p, scored_slices(p, per_pair)) for p in pairs]
+
+
+def enhance_all(enhancer: Enhancer, pairs: list[ScanPair], samples: int, max_slices: int) -> list[VolumeEnhancement]:
+    """The scored slices of every validation pair, enhanced with their neighbours."""
     settings = enhancer.settings("posterior", samples=samples)
-    results, per_case = [], []
-    for pair in pairs:
-        result = enhance_volume(enhancer, pair, settings)
-        results.append(result)
-        per_case.append({"case": pair.id, **volume_scores(pair, result, std_scale_value)})
-    return {"mean": average([{k: v for k, v in c.items() if k != "case"} for c in per_case]), "cases": per_case}, \
-        results
+    per_pair = max(1, -(-max_slices // len(pairs)))
+    return [enhance_volume(enhancer, p, settings, scored_slices(p, per_pair)) for p in pairs]
+
+
+def scores(pairs: list[ScanPair], results: list[VolumeEnhancement], std_scale_value: float) -> dict[str, Any]:
+    """{mean over cases, per case} of the scores of enhanced validation slices (`pairs` already restricted)."""
+    per_case = [{"case": p.id, **volume_scores(p, r, std_scale_value)} for p, r in zip(pairs, results)]
+    return {"mean": average([{k: v for k, v in c.items() if k != "case"} for c in per_case]), "cases": per_case}
 
 
 def _stage_settings(options: FinetuneOptions, seed: int) -> StageSettings:
@@ -214,10 +230,12 @@ def finetune(options: FinetuneOptions, say: Say = print, stop_after: int | None 
         raise ValueError(f"--resume: {work} was started with other data or options; remove it or choose another -o")
     _write_json(work / "fingerprint.json", fingerprint)
 
-    before = _json(work / "before.json")
+    val_scored = scored(val, options.max_slices)
+    before, before_results = _json(work / "before.json"), None
     if before is None:
         say("petdiff finetune: scoring the start pair on the validation pairs")
-        before, _ = assess(start, val, options.samples, start.std_scale)
+        before_results = enhance_all(start, val, options.samples, options.max_slices)
+        before = scores(val_scored, before_results, start.std_scale)
         _write_json(work / "before.json", before)
 
     labels = "density" if start.density_labels else "counts"
@@ -241,13 +259,14 @@ def finetune(options: FinetuneOptions, say: Say = print, stop_after: int | None 
 
     say("petdiff finetune: recalibrating the uncertainty on the validation pairs")
     tuned = Enhancer(mean_new, replace(residual_new, meta={**residual_new.meta, "std_scale": 1.0}))
-    _, results = assess(tuned, val, options.samples)
-    calibration = _calibrate(val, results)
+    results = enhance_all(tuned, val, options.samples, options.max_slices)
+    calibration = _calibrate(val_scored, results)
     nan = float("nan")
     say(f"petdiff finetune: std scale {calibration['std_scale']:.3f} (coverage of the 90 % intervals "
         f"{calibration.get('coverage_before', nan):.3f} → {calibration.get('coverage_after', nan):.3f})")
-    tuned = Enhancer(mean_new, replace(residual_new, meta={**residual_new.meta, "std_scale": calibration["std_scale"]}))
-    after, after_results = assess(tuned, val, options.samples, calibration["std_scale"])
+    residual_new.meta["std_scale"] = float(calibration["std_scale"])
+    after_results = [scaled(r, calibration["std_scale"]) for r in results]
+    after = scores(val_scored, after_results, calibration["std_scale"])
 
     report = {
         "network": f"{NETWORK_DIR}/residual.safetensors",
@@ -268,7 +287,9 @@ def finetune(options: FinetuneOptions, say: Say = print, stop_after: int | None 
     with staged_outputs(out, replaces=OUTPUTS, what="-o") as stage:
         _write_pair(stage / NETWORK_DIR, mean_new, residual_new, reg, res, calibration, provenance)
         report["time_s"] = round(time.perf_counter() - started, 1)
-        write_report(stage, report, val[0], after_results[0], start, options.samples)
+        first_before = before_results[0] if before_results is not None else enhance_all(
+            start, val[:1], options.samples, -(-options.max_slices // len(val)))[0]
+        write_report(stage, report, val_scored[0], first_before, after_results[0])
     shutil.rmtree(work, ignore_errors=True)
     say(f"petdiff finetune: wrote {out / NETWORK_DIR} and {out / 'report.md'}")
     return report

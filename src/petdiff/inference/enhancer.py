@@ -121,7 +121,7 @@ class Enhancer:
         self.mean_model, self.residual_model = mean, residual
         self.normalizer = Normalizer(mean.meta.get("normalization", "quantitative"))
         self.residual_std = float(residual.meta["residual_std"]) if residual is not None else None
-        # σ-scale c of a recalibrated pair (`petdiff finetune`): samples μ + c·σ_r/σ_d·r_k, so the std is c× wider.
+        # std scale c of a recalibrated pair (`petdiff finetune`): the samples' spread about their mean is widened c×
         self.std_scale = float(residual.meta.get("std_scale", 1.0)) if residual is not None else 1.0
 
     @property
@@ -239,8 +239,7 @@ class Enhancer:
             return PairEnhancement(regression.to(out_device), None, None, regression.to(out_device), settings,
                                    n.cpu(), f.cpu())
 
-        net = self.residual_model.net
-        gain = self.std_scale * self.residual_std / net.sigma_data
+        net, gain = self.residual_model.net, self.residual_std / self.residual_model.net.sigma_data
         opts = dict(settings.options)
         if callback is not None:
             opts["callback"] = callback
@@ -255,7 +254,11 @@ class Enhancer:
             ensemble = posterior_ensemble(make_denoise, stacked, list(settings.seeds), sampler=settings.sampler,
                                           batch_size=settings.batch_size, keep_samples=True, labels=labels,
                                           antithetic=settings.antithetic, **opts)
-        samples = (mu.unsqueeze(0) + gain * ensemble.samples).clamp_min(floor)
+        samples = mu.unsqueeze(0) + gain * ensemble.samples
+        if self.std_scale != 1.0:  # x̄ + c·(x_k − x̄): the std c× wider, the mean unchanged (before the projection)
+            centre = samples.mean(dim=0, keepdim=True)
+            samples = centre + self.std_scale * (samples - centre)
+        samples = samples.clamp_min(floor)
         activity = torch.stack([self.from_network(x, scale) for x in samples])
         mean = activity.mean(dim=0)
         std = activity.std(dim=0, correction=1) if settings.samples >= 2 else None
