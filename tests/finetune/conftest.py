@@ -31,7 +31,11 @@ def save_scan_pair(folder: Path) -> Path:
     meta = {"role": "residual", "residual_std": 0.1, **common, "cond_channels": 4,
             "mean_network": {"file": mean.name, "sha256": read_network_metadata(mean)["sha256"]},
             "sampling": {"sampler": "dpmpp_2m", "steps": 2, "sigma_min": 0.002, "sigma_max": 10, "rho": 7}}
-    return save_network(folder / "residual.safetensors", build_network(res_cfg, seed=1), res_cfg, meta)
+    path = save_network(folder / "residual.safetensors", build_network(res_cfg, seed=1), res_cfg, meta)
+    level_cfg = network_config("pet_count_level_scan", model_channels=8, img_resolution=[16, 16])
+    save_network(folder / "count_level.safetensors", build_network(level_cfg, seed=2), level_cfg,
+                 {"role": "count_level", **common, "cond_channels": 3})
+    return path
 
 
 def tiny_pair(seed: int, slices: int = 3, size: int = 24, counts: float = 40.0, fraction: float = 0.25

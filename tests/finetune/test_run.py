@@ -39,6 +39,7 @@ def test_finetune_end_to_end(tmp_path: Path):
     assert "coverage90" in report["after"]["mean"]
     assert (out / "report.md").is_file() and (out / "report.png").stat().st_size > 1000
     assert not (out / ".finetune-work").exists()
+    assert (out / "network" / "count_level.safetensors").is_file()  # the pair's estimator travels with it
 
     mean, res = load_pair(out / report["network"], device="cpu")
     assert res.meta["std_scale"] == report["calibration"]["std_scale"] > 0

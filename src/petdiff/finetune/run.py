@@ -50,7 +50,7 @@ from petdiff.inference.grid import EXTENSIVE_UNITS, to_model_grid
 from petdiff.inference.model import LoadedModel, load_pair
 from petdiff.inference.scan_enhance import resolve_counts_per_unit
 from petdiff.io import read_scan
-from petdiff.training.checkpoint import read_network_metadata, save_network
+from petdiff.training.checkpoint import read_network_metadata, save_network, sidecar_path
 from petdiff.training.distributed import select_device
 from petdiff.utils.io import check_output_folder, staged_outputs
 
@@ -58,6 +58,7 @@ WORK = ".finetune-work"
 NETWORK_DIR = "network"
 OUTPUTS = ("network", "report.md", "report.json", "report.png")
 VAL_PATCHES = 64
+COUNT_LEVEL = "count_level.safetensors"  # the optional third snapshot beside a scan-model pair (copied unchanged)
 Say = Callable[[str], None]
 
 
@@ -321,4 +322,8 @@ def _write_pair(folder: Path, mean: LoadedModel, residual: LoadedModel, reg: Sta
     meta["std_scale"] = float(calibration["std_scale"])
     meta["finetune"] = {**provenance, "stage": res.summary(), "calibration": calibration}
     save_network(folder / "residual.safetensors", residual.net, residual.meta["architecture"], meta)
+    estimator = residual.path.parent / COUNT_LEVEL
+    if estimator.is_file() and sidecar_path(estimator).is_file():  # the scan models' count-level estimator, as it is
+        for source in (estimator, sidecar_path(estimator)):
+            shutil.copyfile(source, folder / source.name)
 
