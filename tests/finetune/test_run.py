@@ -94,3 +94,13 @@ def test_finetune_first_pair(tmp_path: Path):
     code = main(["enhance", str(low_dir / "case0.npy"), "--network", str(tmp_path / "out" / report["network"]),
                  "--samples", "2", "--device", "cpu", "-o", str(tmp_path / "enh")])
     assert code == 0 and (tmp_path / "enh" / "case0" / "std.nii.gz").is_file()
+
+
+def test_finetune_refuses_too_few_pairs(tmp_path: Path, capsys):
+    low_dir, full_dir = write_cases(tmp_path, 1)
+    residual = save_scan_pair(tmp_path / "start")
+    code = main(["finetune", str(low_dir), str(full_dir), "-o", str(tmp_path / "out"), "--network", str(residual),
+                 "--device", "cpu"])
+    assert code == 2 and "at least 2 usable pairs" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "report.json").exists()
+    assert main(["finetune", "--help"]) == 0
