@@ -7,7 +7,8 @@ plausibly a fraction of the full dose); a bad pair is reported and skipped. The 
 toward the full-dose scans, then the residual diffusion network, on patches at the scans' own pixel size with early
 stopping on the validation pairs; the uncertainty is recalibrated on them. Writes OUTDIR/network/ (a pair for
 `petdiff enhance --network OUTDIR/network/residual.safetensors`), OUTDIR/report.md, report.json (key "network"),
-report.png. Interrupted? Run the same command with --resume. Exit status 0 on success, 2 on an error.
+report.png. Interrupted? Run the same command with --resume. Exit status 0 on success, 2 on an error, 130 when
+interrupted.
 """
 
 from __future__ import annotations
@@ -79,4 +80,8 @@ def main(argv: list[str]) -> int:
     except ValueError as err:
         print(f"{PROG}: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; the last validation's state is kept: run the same command with --resume",
+              file=sys.stderr)
+        return 130
     return 0

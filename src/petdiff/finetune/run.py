@@ -105,8 +105,8 @@ class PairStatus:
 def load_cases(options: FinetuneOptions, data: dict[str, Any], say: Say) -> tuple[list[ScanPair], list[dict]]:
     """(checked pairs, skipped cases as {case, reason}); every problem is printed with the user's case name."""
     cases, problems = match_cases(options.low, options.full)
-    skipped = [{"case": f"unmatched-{i + 1}", "reason": "no partner of the same name (see the console)"}
-               for i, _ in enumerate(problems)]
+    skipped = [{"case": f"unpaired-{i + 1}", "reason": "not paired: no partner of the same name, or not a scan "
+                                                       "(the console names it)"} for i, _ in enumerate(problems)]
     for problem in problems:
         say(f"petdiff finetune: {problem}")
     pairs = []
