@@ -36,7 +36,10 @@ def test_finetune_end_to_end(tmp_path: Path):
     assert len(report["pairs"]["skipped"]) == 2 and "grid" in reasons
     for key in ("psnr", "ssim", "nrmse", "region_rel_error", "hotspot_max_ratio"):
         assert key in report["before"]["mean"]["posterior_mean"] and key in report["after"]["mean"]["regression"]
-    assert "coverage90" in report["after"]["mean"]
+    # one validation pair: the after scores' coverage is the one the recalibration reached, with c applied once
+    assert len(report["pairs"]["val"]) == 1
+    assert abs(report["after"]["mean"]["coverage90"]["vs_remainder_with_its_noise"]
+               - report["calibration"]["coverage_after"]) < 1e-6
     assert (out / "report.md").is_file() and (out / "report.png").stat().st_size > 1000
     assert not (out / ".finetune-work").exists()
     assert (out / "network" / "count_level.safetensors").is_file()  # the pair's estimator travels with it

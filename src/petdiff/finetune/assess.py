@@ -121,7 +121,10 @@ def hotspot_ratios(x: torch.Tensor, full: torch.Tensor, hotspots: np.ndarray) ->
 
 
 def volume_scores(pair: ScanPair, result: VolumeEnhancement | None, std_scale: float = 1.0) -> dict[str, Any]:
-    """Scores of the low dose and (given `result`) the networks' outputs on one validation pair."""
+    """Scores of the low dose and (given `result`) the networks' outputs on one validation pair.
+
+    `result.std` is the std a user reads (a recalibrated pair's already c× wider); `std_scale` c is only recorded.
+    """
     full, low_fd = pair.full, pair.low / pair.fraction
     regions = region_labels(full)
     smooth = gaussian_filter(full, 2.0)
@@ -142,9 +145,9 @@ def volume_scores(pair: ScanPair, result: VolumeEnhancement | None, std_scale: f
         mask = object_mask(full)
         error, std, var = rest[mask] - result.mean[mask], result.std[mask], var_rest[mask]
         scores["coverage90"] = {
-            "vs_remainder_with_its_noise": coverage(error, std, var, std_scale),
+            "vs_remainder_with_its_noise": coverage(error, std, var, 1.0),
             "vs_full_dose_ignoring_its_noise": float(((full - result.mean)[mask].abs()
-                                                      <= Z90 * std_scale * std).double().mean()),
+                                                      <= Z90 * std).double().mean()),
             "voxels": int(mask.sum()), "std_scale": std_scale}
     return scores
 
