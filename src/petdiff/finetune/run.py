@@ -52,7 +52,7 @@ from petdiff.inference.scan_enhance import resolve_counts_per_unit
 from petdiff.io import read_scan
 from petdiff.training.checkpoint import read_network_metadata, save_network, sidecar_path
 from petdiff.training.distributed import select_device
-from petdiff.utils.io import check_output_folder, staged_outputs
+from petdiff.utils.io import atomic_write, check_output_folder, staged_outputs
 
 WORK = ".finetune-work"
 NETWORK_DIR = "network"
@@ -90,16 +90,6 @@ class FinetuneOptions:
         """The options a resumed run must share with the run it continues."""
         skip = {"out", "device", "resume", "low", "full", "network"}
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items() if k not in skip}
-
-
-@dataclass(frozen=True)
-class PairStatus:
-    """A matched case: its checked pair, or why it was skipped."""
-
-    index: int
-    name: str
-    pair: ScanPair | None
-    problem: str | None
 
 
 def load_cases(options: FinetuneOptions, data: dict[str, Any], say: Say) -> tuple[list[ScanPair], list[dict]]:
@@ -158,17 +148,20 @@ def split_pairs(pairs: list[ScanPair], val: int | None) -> tuple[list[ScanPair],
     return ordered[:-n_val], ordered[-n_val:]
 
 
+def _slices(pair: ScanPair, pairs: int, max_slices: int) -> list[int]:
+    """The slices of one of `pairs` validation pairs that are scored (about `max_slices` in all, at least one each)."""
+    return scored_slices(pair, max(1, -(-max_slices // pairs)))
+
+
 def scored(pairs: list[ScanPair], max_slices: int) -> list[ScanPair]:
-    """The validation pairs restricted to the slices scored (about `max_slices` in all, at least one each)."""
-    per_pair = max(1, -(-max_slices // len(pairs)))
-    return [restrict(p, scored_slices(p, per_pair)) for p in pairs]
+    """The validation pairs restricted to the slices scored."""
+    return [restrict(p, _slices(p, len(pairs), max_slices)) for p in pairs]
 
 
 def enhance_all(enhancer: Enhancer, pairs: list[ScanPair], samples: int, max_slices: int) -> list[VolumeEnhancement]:
     """The scored slices of every validation pair, enhanced with their neighbours."""
     settings = enhancer.settings("posterior", samples=samples)
-    per_pair = max(1, -(-max_slices // len(pairs)))
-    return [enhance_volume(enhancer, p, settings, scored_slices(p, per_pair)) for p in pairs]
+    return [enhance_volume(enhancer, p, settings, _slices(p, len(pairs), max_slices)) for p in pairs]
 
 
 def scores(pairs: list[ScanPair], results: list[VolumeEnhancement], std_scale_value: float) -> dict[str, Any]:
@@ -195,8 +188,6 @@ def _json(path: Path) -> Any:
 
 def _write_json(path: Path, value: Any) -> None:
     """Write JSON atomically."""
-    from petdiff.utils.io import atomic_write
-
     with atomic_write(path, "w") as f:
         f.write(json.dumps(value, indent=1, allow_nan=False))
 
@@ -288,8 +279,9 @@ def finetune(options: FinetuneOptions, say: Say = print, stop_after: int | None 
     with staged_outputs(out, replaces=OUTPUTS, what="-o") as stage:
         _write_pair(stage / NETWORK_DIR, mean_new, residual_new, reg, res, calibration, provenance)
         report["time_s"] = round(time.perf_counter() - started, 1)
-        first_before = before_results[0] if before_results is not None else enhance_all(
-            start, val[:1], options.samples, -(-options.max_slices // len(val)))[0]
+        first_before = before_results[0] if before_results is not None else enhance_volume(
+            start, val[0], start.settings("posterior", samples=options.samples),
+            _slices(val[0], len(val), options.max_slices))
         write_report(stage, report, val_scored[0], first_before, after_results[0])
     shutil.rmtree(work, ignore_errors=True)
     say(f"petdiff finetune: wrote {out / NETWORK_DIR} and {out / 'report.md'}")
