@@ -161,6 +161,7 @@ def main() -> None:
         "network": str(args.network or "shipped"), "volumes": args.volumes, "test_volumes": args.test,
         "slices_per_volume": 2 * args.context + 1, "kimg": args.kimg, "samples": args.samples,
         "threads": torch.get_num_threads(), "simulate_s": round(simulate_s, 1), "finetune_s": round(finetune_s, 1),
+        "finetune_timings_s": report.get("timings_s"),
         "stages": {k: {kk: v[kk] for kk in ("initial_val_loss", "best_val_loss", "best_kimg", "kimg", "stopped")}
                    for k, v in report["stages"].items()},
         "std_scale": report["calibration"]["std_scale"], "before": before, "after": after,

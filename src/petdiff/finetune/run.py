@@ -223,12 +223,23 @@ def finetune(options: FinetuneOptions, say: Say = print, stop_after: int | None 
     _write_json(work / "fingerprint.json", fingerprint)
 
     val_scored = scored(val, options.max_slices)
+    timings: dict[str, float] = {}  # seconds of this invocation per step
+    tick = time.perf_counter()
+
+    def lap(name: str) -> None:
+        """Record the seconds since the previous lap under `name`."""
+        nonlocal tick
+        now = time.perf_counter()
+        timings[name] = round(now - tick, 1)
+        tick = now
+
     before, before_results = _json(work / "before.json"), None
     if before is None:
         say("petdiff finetune: scoring the start pair on the validation pairs")
         before_results = enhance_all(start, val, options.samples, options.max_slices)
         before = scores(val_scored, before_results, start.std_scale)
         _write_json(work / "before.json", before)
+    lap("score_start")
 
     labels = "density" if start.density_labels else "counts"
     spec = PatchSpec(size=int(start.resolution[0]), context=start.context, labels=labels)
@@ -241,6 +252,7 @@ def finetune(options: FinetuneOptions, say: Say = print, stop_after: int | None 
                     work / "regression-state.pt", device, options.resume, say, stop_after)
     if reg.stopped == "interrupted":
         return {"interrupted": True}
+    lap("regression")
 
     say("petdiff finetune: stage 2, the residual diffusion network")
     residual_new = _clone(residual_model)
@@ -248,6 +260,7 @@ def finetune(options: FinetuneOptions, say: Say = print, stop_after: int | None 
     loss = ResidualLoss(mean_new.net, float(residual_model.meta["residual_std"]), edm)
     res = run_stage(residual_new.net, loss, source, val_patches, _stage_settings(options, options.seed + 2),
                     work / "residual-state.pt", device, options.resume, say)
+    lap("residual")
 
     say("petdiff finetune: recalibrating the uncertainty on the validation pairs")
     tuned = Enhancer(mean_new, replace(residual_new, meta={**residual_new.meta, "std_scale": 1.0}))
@@ -259,6 +272,7 @@ def finetune(options: FinetuneOptions, say: Say = print, stop_after: int | None 
     residual_new.meta["std_scale"] = float(calibration["std_scale"])
     after_results = [scaled(r, calibration["std_scale"]) for r in results]
     after = scores(val_scored, after_results, calibration["std_scale"])
+    lap("recalibrate_and_score")
 
     report = {
         "network": f"{NETWORK_DIR}/residual.safetensors",
@@ -279,6 +293,7 @@ def finetune(options: FinetuneOptions, say: Say = print, stop_after: int | None 
     with staged_outputs(out, replaces=OUTPUTS, what="-o") as stage:
         _write_pair(stage / NETWORK_DIR, mean_new, residual_new, reg, res, calibration, provenance)
         report["time_s"] = round(time.perf_counter() - started, 1)
+        report["timings_s"] = timings
         first_before = before_results[0] if before_results is not None else enhance_volume(
             start, val[0], start.settings("posterior", samples=options.samples),
             _slices(val[0], len(val), options.max_slices))
