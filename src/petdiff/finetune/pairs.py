@@ -30,7 +30,7 @@ import torch
 
 from petdiff.commands.cases import expand_inputs
 from petdiff.inference.grid import EXTENSIVE_UNITS, to_model_grid
-from petdiff.io import Scan
+from petdiff.io import Scan, stem
 
 COUNT_RATIO_TOLERANCE = 2.0  # Σ low / Σ full within a factor 2 of the fraction (counts)
 CONCENTRATION_RATIO = (2 / 3, 3 / 2)  # Σ low / Σ full of a concentration pair
@@ -126,8 +126,6 @@ def read_case_csv(path: Path) -> tuple[list[CasePaths], list[str]]:
 
 def _stem(path: Path) -> str:
     """A file or folder name without format suffixes."""
-    from petdiff.io import stem
-
     return stem(path) or "case"
 
 
