@@ -23,7 +23,7 @@ from petdiff.phantoms.slabs import (
     slice_offsets,
 )
 
-_N_TEXTURE_WAVES, _N_BOWEL_WAVES = 8, 8
+_N_TEXTURE_WAVES, _N_BOWEL_WAVES, _N_WARP_WAVES = 8, 8, 4
 
 
 def _u(g: torch.Generator, shape: tuple[int, ...], lo: float, hi: float, device: torch.device) -> torch.Tensor:
@@ -85,6 +85,8 @@ def _draw(n: int, regions: tuple[str, ...], g: torch.Generator, device: torch.de
     p["suv"] = draw_suv(n, g, device)
     p["texture"] = so.draw_waves(n, _N_TEXTURE_WAVES, (30.0, 120.0), g, device)
     p["texture_amp"] = _u(g, (n,), 0.02, 0.08, device)
+    p["warp"] = so.draw_waves(n, 2 * _N_WARP_WAVES, (100.0, 250.0), g, device)
+    p["warp_amp"] = _u(g, (n,), 0.5, 3.0, device)
     p["bowel"] = so.draw_waves(n, _N_BOWEL_WAVES, (20.0, 90.0), g, device)
     p["bowel_low"] = _u(g, (n,), 0.8, 1.5, device)
     p["vertebra"] = torch.stack([_u(g, (n,), *r, device) for r in ((24.0, 32.0), (0.0, 1.0), (2.5, 4.5))], 1)
@@ -143,7 +145,13 @@ class _BodyRenderer:
         room_x = (self.a[:, k, 0, 0] + arm_room - fov_half).clamp_min(0.0) + 15.0
         room_y = (self.b[:, k, 0, 0] - fov_half).clamp_min(0.0) + 15.0
         self.shift_x, self.shift_y = p["shift"][:, 0] * room_x, p["shift"][:, 1] * room_y - self.yc[:, k, 0, 0]
-        self.u, self.v = so.rotate(x - _col(self.shift_x), y - _col(self.shift_y), _col(p["angle"]))
+        u, v = so.rotate(x - _col(self.shift_x), y - _col(self.shift_y), _col(p["angle"]))
+        # A smooth 3D displacement (a few mm) so that no boundary is an exact ellipse; solids are placed with
+        # windows this much larger.
+        amp = _col(p["warp_amp"])
+        self.u = u + amp * so.smooth_field(u, v, z, p["warp"][:, :_N_WARP_WAVES])
+        self.v = v + amp * so.smooth_field(u, v, z, p["warp"][:, _N_WARP_WAVES:])
+        self.margin = 3.0 * p["warp_amp"]
         self.pixel, self.grid = x[:, 0, 0, 1] - x[:, 0, 0, 0], x.shape[-1]
 
     def window(self, idx: torch.Tensor, cx: torch.Tensor, cy: torch.Tensor, radius: torch.Tensor) -> Window:
@@ -152,7 +160,7 @@ class _BodyRenderer:
         x = c * cx - s * cy + self.shift_x[idx]
         y = s * cx + c * cy + self.shift_y[idx]
         px, half = self.pixel[idx], self.grid / 2 - 0.5
-        size = min(self.grid, 2 * math.ceil(float((radius / px).max())) + 3)
+        size = min(self.grid, 2 * math.ceil(float(((radius + self.margin[idx]) / px).max())) + 3)
         return Window(idx, half - y / px, x / px + half, size, self.grid)
 
     def suv(self, tissue: str, idx: torch.Tensor | None = None) -> torch.Tensor:
