@@ -79,6 +79,10 @@ def _draw(n: int, regions: tuple[str, ...], g: torch.Generator, device: torch.de
     p["shift"] = _u(g, (n, 2), -1.0, 1.0, device)
     p["arms"] = torch.rand((n,), generator=g, device=device) < 0.4
     p["arm"] = torch.stack([_u(g, (n,), *r, device) for r in ((5.0, 40.0), (38.0, 50.0), (42.0, 55.0), (-30, 10))], 1)
+    p["breasts"] = torch.rand((n,), generator=g, device=device) < 0.35
+    # semi-axes (lateral, anterior, axial), lateral position, centre level, glandular share of the size
+    ranges = ((55.0, 85.0), (25.0, 50.0), (45.0, 70.0), (60.0, 90.0), ba.BREAST_Z, (0.45, 0.75))
+    p["breast"] = torch.stack([_u(g, (n,), lo, hi, device) for lo, hi in ranges], 1)
     n_solids = len(ba.SOLIDS)
     p["jitter"] = _u(g, (n, n_solids, 7), -1.0, 1.0, device)
     p["on"] = torch.rand((n, n_solids), generator=g, device=device)
@@ -147,10 +151,10 @@ class _BodyRenderer:
         self.shift_x, self.shift_y = p["shift"][:, 0] * room_x, p["shift"][:, 1] * room_y - self.yc[:, k, 0, 0]
         u, v = so.rotate(x - _col(self.shift_x), y - _col(self.shift_y), _col(p["angle"]))
         # A smooth 3D displacement (a few mm) so that no boundary is an exact ellipse; solids are placed with
-        # windows this much larger.
-        amp = _col(p["warp_amp"])
-        self.u = u + amp * so.smooth_field(u, v, z, p["warp"][:, :_N_WARP_WAVES])
-        self.v = v + amp * so.smooth_field(u, v, z, p["warp"][:, _N_WARP_WAVES:])
+        # windows this much larger. Its wavelengths (≥ 100 mm) dwarf a slab's thickness: taken at the centre slice.
+        amp, z_mid = _col(p["warp_amp"]), z[:, k : k + 1]
+        self.u = u + amp * so.smooth_field(u, v, z_mid, p["warp"][:, :_N_WARP_WAVES])
+        self.v = v + amp * so.smooth_field(u, v, z_mid, p["warp"][:, _N_WARP_WAVES:])
         self.margin = 3.0 * p["warp_amp"]
         self.pixel, self.grid = x[:, 0, 0, 1] - x[:, 0, 0, 0], x.shape[-1]
 
@@ -175,6 +179,7 @@ class _BodyRenderer:
         self.depth = so.superellipse_depth(self.u, v, self.a, self.b, _col(p["power"]))
         self.body = so.occupancy(self.depth, self.width)
         c.paint(None, self.body, self.suv("fat"), ba.TISSUE["fat"])
+        self.breasts()
         t_fat = _col(p["t_fat"])
         c.paint(None, so.occupancy(self.depth - t_fat, self.width), self.suv("muscle"), ba.TISSUE["muscle"])
         back = (-v / self.b).clamp(0.0, 1.0)
@@ -182,6 +187,36 @@ class _BodyRenderer:
         neck = (self.zc > ba.NECK_Z).float()
         c.paint(None, self.interior * (1.0 - neck), self.suv("soft_tissue"), ba.TISSUE["soft_tissue"])
         c.paint(None, self.interior * neck, self.suv("muscle"), ba.TISSUE["muscle"])
+
+    def breasts(self) -> None:
+        """Breasts on the anterior chest wall (some phantoms): fat around glandular tissue, outside the outline;
+        the muscle wall painted next covers their base."""
+        p = self.p
+        zlo, zhi = self.z.amin(dim=(1, 2, 3)), self.z.amax(dim=(1, 2, 3))
+        sx, sy, sz, spread, zc, gland = (p["breast"][:, j] for j in range(6))
+        sz, zc = sz * p["sz"], zc * p["sz"]
+        idx = torch.nonzero(p["breasts"] & (zc + sz > zlo) & (zc - sz < zhi)).flatten()
+        if not idx.numel():
+            return
+        k = self.z.shape[1] // 2
+        z, w = self.z[idx], self.width[idx]
+        a, b, power = self.a[idx, k, 0, 0], self.b[idx, k, 0, 0], p["power"][idx]
+        semi = [_col(sx[idx] * p["ox"][idx]), _col(sy[idx]), _col(sz[idx])]
+        for side in (-1.0, 1.0):
+            cx = side * spread[idx] * p["ox"][idx]
+            # the chest's anterior surface above the breast's centre; the breast's base sinks into it
+            front = self.yc[idx, k, 0, 0] + b * (1.0 - (cx.abs() / a).clamp(max=0.95) ** power) ** (1.0 / power)
+            cy = front - 0.3 * sy[idx]
+            win = self.window(idx, cx, cy, torch.maximum(semi[0], semi[1]).flatten() + 4.0 * w.flatten() + 1.0)
+            u, v = win.take(self.u), win.take(self.v)
+            centre = (_col(cx), _col(cy), _col(zc[idx]))
+            m = so.occupancy(so.ellipsoid_depth(u, v, z, centre, semi), w)
+            self.canvas.paint(win, m, self.suv("fat", idx), ba.TISSUE["fat"])
+            win.put(self.body, torch.maximum(win.take(self.body), m))
+            f = _col(gland[idx])
+            inner = (centre[0], centre[1] - 0.15 * semi[1], centre[2])
+            m = so.occupancy(so.ellipsoid_depth(u, v, z, inner, [f * a for a in semi]), w)
+            self.canvas.paint(win, m, self.suv("breast", idx), ba.TISSUE["breast"])
 
     def arms(self) -> None:
         """Arms beside the body (some phantoms): fat, muscle and a humerus with marrow."""
