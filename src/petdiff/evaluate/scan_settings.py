@@ -25,6 +25,7 @@ from petdiff.data.scan_pairs import ScanPairSimulator, ScanSimulation, Simulated
 from petdiff.evaluate.masks import dilate
 from petdiff.evaluate.metrics import psnr, ssim
 from petdiff.models.dose import density_from_labels, peak_density
+from petdiff.phantoms import body_slabs, brain_slabs
 from petdiff.recon import gaussian_filter
 
 HELD_OUT_SEED = 104_729  # test slabs: seeds from here on; training pair files use small seeds
@@ -73,8 +74,6 @@ SETTINGS: dict[str, ScanSetting] = {
 
 def held_out_slabs(setting: ScanSetting, n: int, seed: int, context: int = 1) -> Any:
     """n slabs of the setting's anatomy from a seed stream training never uses."""
-    from petdiff.phantoms.slabs import body_slabs, brain_slabs
-
     make = body_slabs if setting.anatomy == "body" else brain_slabs
     g = torch.Generator().manual_seed(seed)
     return make(n, setting.grid, float(setting.pixel_mm), float(setting.slice_mm), context, g)
