@@ -137,11 +137,12 @@ def _summary(values: list[float]) -> float | None:
 def method_scores(x: torch.Tensor, scans: SimulatedScans, lesions: torch.Tensor) -> dict[str, Any]:
     """PSNR / SSIM vs the truth and the full dose, and the lesion numbers, of one method's images."""
     lesion = lesion_scores(x, scans.truth, scans.full_dose, lesions)
+    itself = x is scans.full_dose  # the full dose against itself: no score
     return {
         "psnr": float(psnr(x, scans.truth).mean()),
         "ssim": float(ssim(x, scans.truth).mean()),
-        "psnr_vs_full": float(psnr(x, scans.full_dose).mean()),
-        "ssim_vs_full": float(ssim(x, scans.full_dose).mean()),
+        "psnr_vs_full": None if itself else float(psnr(x, scans.full_dose).mean()),
+        "ssim_vs_full": None if itself else float(ssim(x, scans.full_dose).mean()),
         "contrast_recovery_hot": _summary(lesion["cr_hot"]),
         "contrast_recovery_cold": _summary(lesion["cr_cold"]),
         "suvmax_ratio_vs_full": _summary(lesion["suvmax_vs_full"]),
