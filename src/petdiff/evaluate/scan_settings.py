@@ -25,6 +25,7 @@ from petdiff.data.scan_pairs import ScanPairSimulator, ScanSimulation, Simulated
 from petdiff.evaluate.masks import dilate
 from petdiff.evaluate.metrics import psnr, ssim
 from petdiff.models.dose import density_from_labels, peak_density
+from petdiff.phantoms import body_slabs, brain_slabs
 from petdiff.recon import gaussian_filter
 
 HELD_OUT_SEED = 104_729  # test slabs: seeds from here on; training pair files use small seeds
@@ -73,8 +74,6 @@ SETTINGS: dict[str, ScanSetting] = {
 
 def held_out_slabs(setting: ScanSetting, n: int, seed: int, context: int = 1) -> Any:
     """n slabs of the setting's anatomy from a seed stream training never uses."""
-    from petdiff.phantoms.slabs import body_slabs, brain_slabs
-
     make = body_slabs if setting.anatomy == "body" else brain_slabs
     g = torch.Generator().manual_seed(seed)
     return make(n, setting.grid, float(setting.pixel_mm), float(setting.slice_mm), context, g)
@@ -138,11 +137,12 @@ def _summary(values: list[float]) -> float | None:
 def method_scores(x: torch.Tensor, scans: SimulatedScans, lesions: torch.Tensor) -> dict[str, Any]:
     """PSNR / SSIM vs the truth and the full dose, and the lesion numbers, of one method's images."""
     lesion = lesion_scores(x, scans.truth, scans.full_dose, lesions)
+    itself = x is scans.full_dose  # the full dose against itself: no score
     return {
         "psnr": float(psnr(x, scans.truth).mean()),
         "ssim": float(ssim(x, scans.truth).mean()),
-        "psnr_vs_full": float(psnr(x, scans.full_dose).mean()),
-        "ssim_vs_full": float(ssim(x, scans.full_dose).mean()),
+        "psnr_vs_full": None if itself else float(psnr(x, scans.full_dose).mean()),
+        "ssim_vs_full": None if itself else float(ssim(x, scans.full_dose).mean()),
         "contrast_recovery_hot": _summary(lesion["cr_hot"]),
         "contrast_recovery_cold": _summary(lesion["cr_cold"]),
         "suvmax_ratio_vs_full": _summary(lesion["suvmax_vs_full"]),

@@ -23,7 +23,7 @@ from petdiff.phantoms.slabs import (
     slice_offsets,
 )
 
-_N_TEXTURE_WAVES, _N_BOWEL_WAVES = 8, 8
+_N_TEXTURE_WAVES, _N_BOWEL_WAVES, _N_WARP_WAVES = 8, 8, 4
 
 
 def _u(g: torch.Generator, shape: tuple[int, ...], lo: float, hi: float, device: torch.device) -> torch.Tensor:
@@ -79,12 +79,18 @@ def _draw(n: int, regions: tuple[str, ...], g: torch.Generator, device: torch.de
     p["shift"] = _u(g, (n, 2), -1.0, 1.0, device)
     p["arms"] = torch.rand((n,), generator=g, device=device) < 0.4
     p["arm"] = torch.stack([_u(g, (n,), *r, device) for r in ((5.0, 40.0), (38.0, 50.0), (42.0, 55.0), (-30, 10))], 1)
+    p["breasts"] = torch.rand((n,), generator=g, device=device) < 0.35
+    # semi-axes (lateral, anterior, axial), lateral position, centre level, glandular share of the size
+    ranges = ((55.0, 85.0), (25.0, 50.0), (45.0, 70.0), (60.0, 90.0), ba.BREAST_Z, (0.45, 0.75))
+    p["breast"] = torch.stack([_u(g, (n,), lo, hi, device) for lo, hi in ranges], 1)
     n_solids = len(ba.SOLIDS)
     p["jitter"] = _u(g, (n, n_solids, 7), -1.0, 1.0, device)
     p["on"] = torch.rand((n, n_solids), generator=g, device=device)
     p["suv"] = draw_suv(n, g, device)
     p["texture"] = so.draw_waves(n, _N_TEXTURE_WAVES, (30.0, 120.0), g, device)
     p["texture_amp"] = _u(g, (n,), 0.02, 0.08, device)
+    p["warp"] = so.draw_waves(n, 2 * _N_WARP_WAVES, (100.0, 250.0), g, device)
+    p["warp_amp"] = _u(g, (n,), 0.5, 3.0, device)
     p["bowel"] = so.draw_waves(n, _N_BOWEL_WAVES, (20.0, 90.0), g, device)
     p["bowel_low"] = _u(g, (n,), 0.8, 1.5, device)
     p["vertebra"] = torch.stack([_u(g, (n,), *r, device) for r in ((24.0, 32.0), (0.0, 1.0), (2.5, 4.5))], 1)
@@ -143,7 +149,13 @@ class _BodyRenderer:
         room_x = (self.a[:, k, 0, 0] + arm_room - fov_half).clamp_min(0.0) + 15.0
         room_y = (self.b[:, k, 0, 0] - fov_half).clamp_min(0.0) + 15.0
         self.shift_x, self.shift_y = p["shift"][:, 0] * room_x, p["shift"][:, 1] * room_y - self.yc[:, k, 0, 0]
-        self.u, self.v = so.rotate(x - _col(self.shift_x), y - _col(self.shift_y), _col(p["angle"]))
+        u, v = so.rotate(x - _col(self.shift_x), y - _col(self.shift_y), _col(p["angle"]))
+        # A smooth 3D displacement (a few mm) so that no boundary is an exact ellipse; solids are placed with
+        # windows this much larger. Its wavelengths (≥ 100 mm) dwarf a slab's thickness: taken at the centre slice.
+        amp, z_mid = _col(p["warp_amp"]), z[:, k : k + 1]
+        self.u = u + amp * so.smooth_field(u, v, z_mid, p["warp"][:, :_N_WARP_WAVES])
+        self.v = v + amp * so.smooth_field(u, v, z_mid, p["warp"][:, _N_WARP_WAVES:])
+        self.margin = 3.0 * p["warp_amp"]
         self.pixel, self.grid = x[:, 0, 0, 1] - x[:, 0, 0, 0], x.shape[-1]
 
     def window(self, idx: torch.Tensor, cx: torch.Tensor, cy: torch.Tensor, radius: torch.Tensor) -> Window:
@@ -152,7 +164,7 @@ class _BodyRenderer:
         x = c * cx - s * cy + self.shift_x[idx]
         y = s * cx + c * cy + self.shift_y[idx]
         px, half = self.pixel[idx], self.grid / 2 - 0.5
-        size = min(self.grid, 2 * math.ceil(float((radius / px).max())) + 3)
+        size = min(self.grid, 2 * math.ceil(float(((radius + self.margin[idx]) / px).max())) + 3)
         return Window(idx, half - y / px, x / px + half, size, self.grid)
 
     def suv(self, tissue: str, idx: torch.Tensor | None = None) -> torch.Tensor:
@@ -167,6 +179,7 @@ class _BodyRenderer:
         self.depth = so.superellipse_depth(self.u, v, self.a, self.b, _col(p["power"]))
         self.body = so.occupancy(self.depth, self.width)
         c.paint(None, self.body, self.suv("fat"), ba.TISSUE["fat"])
+        self.breasts()
         t_fat = _col(p["t_fat"])
         c.paint(None, so.occupancy(self.depth - t_fat, self.width), self.suv("muscle"), ba.TISSUE["muscle"])
         back = (-v / self.b).clamp(0.0, 1.0)
@@ -174,6 +187,36 @@ class _BodyRenderer:
         neck = (self.zc > ba.NECK_Z).float()
         c.paint(None, self.interior * (1.0 - neck), self.suv("soft_tissue"), ba.TISSUE["soft_tissue"])
         c.paint(None, self.interior * neck, self.suv("muscle"), ba.TISSUE["muscle"])
+
+    def breasts(self) -> None:
+        """Breasts on the anterior chest wall (some phantoms): fat around glandular tissue, outside the outline;
+        the muscle wall painted next covers their base."""
+        p = self.p
+        zlo, zhi = self.z.amin(dim=(1, 2, 3)), self.z.amax(dim=(1, 2, 3))
+        sx, sy, sz, spread, zc, gland = (p["breast"][:, j] for j in range(6))
+        sz, zc = sz * p["sz"], zc * p["sz"]
+        idx = torch.nonzero(p["breasts"] & (zc + sz > zlo) & (zc - sz < zhi)).flatten()
+        if not idx.numel():
+            return
+        k = self.z.shape[1] // 2
+        z, w = self.z[idx], self.width[idx]
+        a, b, power = self.a[idx, k, 0, 0], self.b[idx, k, 0, 0], p["power"][idx]
+        semi = [_col(sx[idx] * p["ox"][idx]), _col(sy[idx]), _col(sz[idx])]
+        for side in (-1.0, 1.0):
+            cx = side * spread[idx] * p["ox"][idx]
+            # the chest's anterior surface above the breast's centre; the breast's base sinks into it
+            front = self.yc[idx, k, 0, 0] + b * (1.0 - (cx.abs() / a).clamp(max=0.95) ** power) ** (1.0 / power)
+            cy = front - 0.3 * sy[idx]
+            win = self.window(idx, cx, cy, torch.maximum(semi[0], semi[1]).flatten() + 4.0 * w.flatten() + 1.0)
+            u, v = win.take(self.u), win.take(self.v)
+            centre = (_col(cx), _col(cy), _col(zc[idx]))
+            m = so.occupancy(so.ellipsoid_depth(u, v, z, centre, semi), w)
+            self.canvas.paint(win, m, self.suv("fat", idx), ba.TISSUE["fat"])
+            win.put(self.body, torch.maximum(win.take(self.body), m))
+            f = _col(gland[idx])
+            inner = (centre[0], centre[1] - 0.15 * semi[1], centre[2])
+            m = so.occupancy(so.ellipsoid_depth(u, v, z, inner, [f * a for a in semi]), w)
+            self.canvas.paint(win, m, self.suv("breast", idx), ba.TISSUE["breast"])
 
     def arms(self) -> None:
         """Arms beside the body (some phantoms): fat, muscle and a humerus with marrow."""

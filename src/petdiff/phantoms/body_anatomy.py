@@ -32,6 +32,7 @@ BODY_CLASS_NAMES: tuple[str, ...] = (
     "salivary",
     "tonsil",
     "thyroid",
+    "breast",
 )
 TISSUE = {name: k for k, name in enumerate(BODY_CLASS_NAMES)}
 
@@ -42,7 +43,8 @@ TISSUE = {name: k for k, name in enumerate(BODY_CLASS_NAMES)}
 # submandibular 2.1, parotid 1.9, thyroid 1.3 (Nakamoto et al., Radiology 2005;234:879-85); tonsil SUVmax
 # 1.3–11 (Birkin et al., Medicine 2018;97:e11040). Rounded assumptions: mediastinal / visceral soft tissue
 # 0.6–1.2 (lungs at most 0.75× of it: aerated lung is always the darker), cortical bone 0.2–0.6, discs and
-# CSF 0.3–0.8, stomach wall 1.2–3.
+# CSF 0.3–0.8, stomach wall 1.2–3. Glandular breast tissue 0.4–1.2 (peak SUV of dense breasts ≈ 0.9, at most
+# 1.4: Vranjesevic et al., J Nucl Med 2003;44:1238-42).
 SUV_RANGES: dict[str, tuple[float, float, bool]] = {
     "fat": (0.2, 0.5, False),
     "muscle": (0.5, 1.2, False),
@@ -65,6 +67,7 @@ SUV_RANGES: dict[str, tuple[float, float, bool]] = {
     "salivary": (1.3, 3.0, False),
     "tonsil": (2.0, 7.0, False),
     "thyroid": (0.9, 2.0, False),
+    "breast": (0.4, 1.2, False),
 }
 LUNG_TO_SOFT_TISSUE = 0.75  # the lungs' activity is capped at this fraction of the surrounding soft tissue's
 LIVER_MEAN, LIVER_STD = 2.3, 0.25  # liver SUV ~ N(2.3, 0.25) clipped to its range: the usual reference region
@@ -189,3 +192,4 @@ CYLINDER_Z: dict[int, tuple[float, float]] = dict(
     zip([i for i, solid in enumerate(SOLIDS) if solid.cylinder], _CYLINDER_Z, strict=True)
 )
 ARM_Z = (260.0, 640.0)  # arms beside the body (when present) over this axial range
+BREAST_Z = (490.0, 570.0)  # range of the breasts' centre level (when present), on the anterior chest wall

@@ -57,7 +57,8 @@ def _centre_weights(activity: torch.Tensor, labels: torch.Tensor, n_classes: int
     counts.scatter_add_(1, flat_lab, torch.ones_like(flat_lab, dtype=counts.dtype))
     weight = 1.0 / counts.gather(1, flat_lab).clamp_min(1.0)
     weight = weight * ((flat_lab > 0) & (activity.flatten(1) > _MIN_BACKGROUND))
-    hotter = F.max_pool2d(activity[:, None], 7, 1, 3)[:, 0] > 2.0 * activity
+    nearby = F.max_pool2d(F.max_pool2d(activity[:, None], (7, 1), 1, (3, 0)), (1, 7), 1, (0, 3))[:, 0]
+    hotter = nearby > 2.0 * activity
     return weight, weight * hotter.flatten(1)
 
 

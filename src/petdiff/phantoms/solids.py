@@ -31,18 +31,19 @@ def ellipsoid_depth(
 ) -> torch.Tensor:
     """Radial depth |p−c|·(1/ρ − 1) inside the ellipsoid ρ² = (p/a)² + (q/b)² + (dz/c)² = 1 (in-plane rotation)."""
     p, q = rotate(u - centre[0], v - centre[1], angle)
-    dz = z - centre[2]
-    rho2 = (p / semi[0]) ** 2 + (q / semi[1]) ** 2 + (dz / semi[2]) ** 2
-    r = torch.sqrt(p * p + q * q + dz * dz + _EPS)
-    return r * (torch.rsqrt(rho2 + _EPS) - 1.0)
+    p2, q2, z2 = p * p + _EPS, q * q + _EPS, (z - centre[2]) ** 2 + _EPS  # the same ε on each axis: exact at the centre
+    rho2 = p2 / semi[0] ** 2 + q2 / semi[1] ** 2 + z2 / semi[2] ** 2
+    r = torch.sqrt(p2 + q2 + z2)
+    return r * (torch.rsqrt(rho2) - 1.0)
 
 
 def superellipse_depth(
     u: torch.Tensor, v: torch.Tensor, a: torch.Tensor, b: torch.Tensor, power: torch.Tensor | float
 ) -> torch.Tensor:
     """In-plane radial depth inside |u/a|^p + |v/b|^p = 1 (p = 2 an ellipse, larger p boxier)."""
-    rho = ((u / a).abs() ** power + (v / b).abs() ** power + _EPS) ** (1.0 / power)
-    return torch.sqrt(u * u + v * v + _EPS) * (1.0 / rho - 1.0)
+    ua, va = u.abs() + _EPS, v.abs() + _EPS
+    rho = ((ua / a) ** power + (va / b) ** power) ** (1.0 / power)
+    return torch.sqrt(ua * ua + va * va) * (1.0 / rho - 1.0)
 
 
 def cylinder_depth(
@@ -56,8 +57,8 @@ def cylinder_depth(
 ) -> torch.Tensor:
     """Depth inside an elliptic cylinder along z, capped at z_range: min(in-plane radial depth, distance to a cap)."""
     p, q = rotate(u - centre[0], v - centre[1], angle)
-    rho2 = (p / semi[0]) ** 2 + (q / semi[1]) ** 2
-    in_plane = torch.sqrt(p * p + q * q + _EPS) * (torch.rsqrt(rho2 + _EPS) - 1.0)
+    p2, q2 = p * p + _EPS, q * q + _EPS
+    in_plane = torch.sqrt(p2 + q2) * (torch.rsqrt(p2 / semi[0] ** 2 + q2 / semi[1] ** 2) - 1.0)
     cap = torch.minimum(z - z_range[0], z_range[1] - z)
     return torch.minimum(in_plane, cap)
 
