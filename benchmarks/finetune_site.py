@@ -125,7 +125,7 @@ def main() -> None:
     p.add_argument("--volumes", type=int, default=20, help="paired volumes given to finetune")
     p.add_argument("--test", type=int, default=8, help="held-out volumes")
     p.add_argument("--context", type=int, default=8, help="k: volumes of 2k+1 slices")
-    p.add_argument("--kimg", type=float, default=4.0)
+    p.add_argument("--kimg", type=float, default=2.0)
     p.add_argument("--samples", type=int, default=8)
     p.add_argument("--test-slices", type=int, default=5, help="slices scored per held-out volume")
     p.add_argument("--device", default=None)

@@ -39,13 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--voxel-size", type=float, nargs=3, default=None, metavar=("DZ", "DY", "DX"),
                    help=".npy / .npz voxel size in mm")
     p.add_argument("--val", type=int, default=None, help="validation pairs (default: about 20 %%, at least 1)")
-    p.add_argument("--kimg", type=float, default=4.0, help="at most this many thousand patches per network")
+    p.add_argument("--kimg", type=float, default=2.0, help="at most this many thousand patches per network")
     p.add_argument("--batch", type=int, default=8, help="patches per step")
     p.add_argument("--lr", type=float, default=1e-4, help="learning rate (Adam)")
     p.add_argument("--eval-every", type=int, default=256, help="patches between validations")
     p.add_argument("--patience", type=int, default=4, help="validations without improvement before stopping")
     p.add_argument("--samples", type=int, default=8, help="posterior samples per slice for scoring and recalibrating")
-    p.add_argument("--val-slices", type=int, default=48,
+    p.add_argument("--val-slices", type=int, default=16,
                    help="validation slices scored before/after and recalibrated on (spread over the pairs)")
     p.add_argument("--seed", type=int, default=0, help="seed of the patches and the diffusion noise")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when available)")

@@ -75,13 +75,13 @@ class FinetuneOptions:
     counts_per_unit: float | None = None
     voxel_size: tuple[float, float, float] | None = None
     val: int | None = None  # validation pairs (None: about 20 %)
-    kimg: float = 4.0  # per stage, at most
+    kimg: float = 2.0  # per stage, at most
     batch: int = 8
     lr: float = 1e-4
     eval_every: int = 256
     patience: int = 4
     samples: int = 8  # posterior samples per slice for the assessment and the recalibration
-    max_slices: int = 48  # validation slices scored (spread over the validation pairs)
+    max_slices: int = 16  # validation slices scored (spread over the validation pairs)
     seed: int = 0
     device: str | None = None
     resume: bool = False
