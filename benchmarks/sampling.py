@@ -132,8 +132,7 @@ def _median_seconds(fn, repeats: int) -> float:
 def methods(pair: str | None, repeats: int) -> dict:
     """Seconds per slice of `enhance --method mean|posterior` (default settings, mean and std included) as ratios
     of one reference sample (the yardstick) timed in the same run."""
-    from petdiff.inference.enhancer import Enhancer
-    from petdiff.inference.model import load_pair
+    from petdiff.inference import enhance_slices, load_enhancer
     from petdiff.models import build_network, count_parameters
     from petdiff.models.presets import network_config
 
@@ -144,29 +143,27 @@ def methods(pair: str | None, repeats: int) -> dict:
     cond = torch.rand(1, 1, 64, 64, generator=gen) * 2 - 1
     with torch.no_grad():
         reference = _median_seconds(lambda: draw(yardstick, cond, [0], "edm", 60), max(1, repeats // 3))
-    enhancer = Enhancer(*load_pair(pair))
-    settings = enhancer.settings("posterior") if enhancer.residual_model is not None else None
-    low = torch.poisson(torch.full((8, 1, *enhancer.resolution), 3.0), generator=gen)
-    counts = torch.full((8,), 1e5)
+    enhancer = load_enhancer(pair)
+    settings = enhancer.settings("posterior") if "posterior" in enhancer.methods else None
+    low = torch.poisson(torch.full((8, 1, *enhancer.spec.resolution), 3.0), generator=gen)
     out = {
         "yardstick": {"parameters": parameters, "sampler": "edm", "steps": 60, "evaluations": 119,
                       "seconds_per_slice": reference},
-        "pair": {"mean": str(enhancer.mean_model.path),
-                 "residual": None if enhancer.residual_model is None else str(enhancer.residual_model.path)},
+        "pair": {m.role: str(m.path) for m in enhancer.models},
     }
     mean_settings = enhancer.settings("mean")
     for batch in (1, 8):
-        seconds = _median_seconds(lambda b=batch: enhancer.enhance(low[:b], 0.25, counts[:b], mean_settings),
+        seconds = _median_seconds(lambda b=batch: enhance_slices(enhancer, low[:b], 0.25, mean_settings),
                                   repeats) / batch
         out[f"mean_batch_{batch}"] = {"seconds_per_slice": seconds, "ratio_to_yardstick": seconds / reference}
     if settings is not None:
         out["posterior_settings"] = settings.as_dict()
         for batch in (1, 4):
-            seconds = _median_seconds(lambda b=batch: enhancer.enhance(low[:b], 0.25, counts[:b], settings),
+            seconds = _median_seconds(lambda b=batch: enhance_slices(enhancer, low[:b], 0.25, settings),
                                       max(1, repeats // 3)) / batch
             out[f"posterior_batch_{batch}"] = {"seconds_per_slice": seconds, "ratio_to_yardstick": seconds / reference}
         warm = enhancer.settings("posterior", warm_start=1.0)
-        seconds = _median_seconds(lambda: enhancer.enhance(low[:1], 0.25, counts[:1], warm), max(1, repeats // 3))
+        seconds = _median_seconds(lambda: enhance_slices(enhancer, low[:1], 0.25, warm), max(1, repeats // 3))
         out["posterior_warm_start_1.0_batch_1"] = {"seconds_per_slice": seconds,
                                                     "ratio_to_yardstick": seconds / reference}
     out["targets"] = {

@@ -16,9 +16,10 @@ from petdiff.evaluate.outputs import json_safe, method_labels, result_json
 from petdiff.evaluate.pipeline import DoseResult, Evaluation, evaluate_scans, log_stderr, open_model
 from petdiff.evaluate.report import panel_figure
 from petdiff.evaluate.scans import load_phantoms
+from petdiff.recon import MLEM_ITERATIONS
 from petdiff.utils.io import atomic_write, check_output_folder, staged_outputs
 
-COUNTS, FRACTION, N_ITER, TUNE_N = 1e6, 0.25, 50, 16
+COUNTS, FRACTION, N_ITER, TUNE_N = 1e6, 0.25, MLEM_ITERATIONS, 16
 TABLE_METHODS = ("low_dose_mlem", "post_filter", "early_stop_mlem", "full_dose_mlem", "regression_mean",
                  "posterior_mean")
 

@@ -28,3 +28,22 @@ def dose_labels(count_level: torch.Tensor | float, fraction: torch.Tensor | floa
     if not bool(((fraction > 0) & (fraction <= 1)).all()):
         raise ValueError(f"fraction: expected dose fractions in (0, 1], found {fraction[:4].tolist()}")
     return torch.stack([counts.log10() - REFERENCE_LOG10_COUNTS, fraction], dim=1)
+
+
+DENSITY_SMOOTHING_FWHM = 2.0  # pixels: the noise-robust peak of the low-dose slice
+REFERENCE_LOG10_DENSITY = 1.0  # 10 low-dose counts per pixel at the peak maps to 0
+
+
+def peak_density(low: torch.Tensor) -> torch.Tensor:
+    """ρ (B,) = max(gaussian_filter(low, FWHM 2 px)): the peak low-dose counts per pixel of slices (B, 1, H, W)."""
+    from petdiff.recon import gaussian_filter
+
+    return gaussian_filter(low, DENSITY_SMOOTHING_FWHM).flatten(1).amax(dim=1)
+
+
+def density_labels(low: torch.Tensor) -> torch.Tensor:
+    """(B, 1) labels log10(ρ) − 1 of low-dose slices (B, 1, H, W) in counts per pixel (`peak_density`)."""
+    rho = peak_density(low)
+    if not bool(torch.isfinite(rho).all()) or bool((rho <= 0).any()):
+        raise ValueError(f"low: expected slices with positive finite counts, found peak densities {rho[:4].tolist()}")
+    return (rho.log10() - REFERENCE_LOG10_DENSITY)[:, None]
