@@ -58,5 +58,5 @@ def test_window_and_argument_checks():
     x = torch.zeros(1, 1, 8, 8)
     with pytest.raises(ValueError, match="overlap"):
         sliding_window(lambda t: t, x, tile=4, overlap=0.1)
-    with pytest.raises(ValueError, match=r"fn: expected tiles of shape"):
+    with pytest.raises(ValueError, match=r"fn: expected output tiles of shape"):
         sliding_window(lambda t: t[..., :2], x, tile=4)

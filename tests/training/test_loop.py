@@ -184,8 +184,9 @@ def test_train_command_refuses_a_junk_resume_file_in_one_line(tmp_path, capsys):
 
 
 def test_regression_then_residual_runs_make_a_loadable_pair(tmp_path):
-    from petdiff.inference.enhancer import Enhancer
+    from petdiff.inference.enhancers import PairEnhancer
     from petdiff.inference.model import load_pair
+    from petdiff.inference.volume import enhance_slices
     from petdiff.models.regression import RegressionUNet
 
     pair = ["data.target=truth", "+data.dose_labels=true", "+data.pixel_size_mm=4.0"]
@@ -207,9 +208,8 @@ def test_regression_then_residual_runs_make_a_loadable_pair(tmp_path):
     assert meta["mean_network"]["sha256"] == mean_meta["sha256"]
     mean, residual = load_pair(residual_snapshot)
     assert mean.path == mean_snapshot
-    enhancer = Enhancer(mean, residual)
-    out = enhancer.enhance(torch.rand(2, 1, 16, 16) * 50, 0.25, torch.tensor([2.5e4, 2.5e4]),  # tiny_test dose
-                           enhancer.settings("posterior", samples=2))
+    enhancer = PairEnhancer(mean, residual)
+    out = enhance_slices(enhancer, torch.rand(2, 1, 16, 16) * 50, 0.25, enhancer.settings("posterior", samples=2))
     assert bool(torch.isfinite(out.mean).all()) and float(out.mean.min()) >= 0
 
 

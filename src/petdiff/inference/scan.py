@@ -89,25 +89,6 @@ def resolve_counts_per_unit(enhancer: Enhancer, units: str, counts_per_unit: flo
     return k_units, "estimated"
 
 
-def _warn_outside_training(enhancer: Enhancer, fraction: float, levels: torch.Tensor) -> None:
-    """One warning per scan when f, or the dose levels the networks were told, lie outside training."""
-    spec, problems = enhancer.spec, []
-    if spec.fraction_range is not None:
-        lo, hi = spec.fraction_range
-        if not lo - 1e-6 <= fraction <= hi + 1e-6:
-            problems.append(f"fraction {fraction:.4g} (trained on {lo:.4g}…{hi:.4g})")
-    span = spec.dose_level_range(fraction)
-    if span is not None and len(levels):
-        outside = levels[(levels < span[0] * (1 - 1e-6)) | (levels > span[1] * (1 + 1e-6))]
-        if len(outside):
-            problems.append(f"{len(outside)} of {len(levels)} network inputs at dose levels {float(outside.min()):.4g}…"
-                            f"{float(outside.max()):.4g} ({spec.dose_label}; trained on {span[0]:.4g}…{span[1]:.4g} at "
-                            f"fraction {fraction:.4g})")
-    if problems:
-        warnings.warn(f"dose outside the training range: {'; '.join(problems)}; the output may be miscalibrated",
-                      stacklevel=3)
-
-
 def _pixel_sizes(enhancer: Enhancer, scan: Scan, pixel_size: tuple[float, float] | None, notes: list[str]
                  ) -> tuple[tuple[float, float], tuple[float, float]]:
     """(the input's pixel size, the model's pixel size for it), with notes on assumptions and clipping."""
@@ -160,7 +141,6 @@ def enhance_scan(enhancer: Enhancer, scan: Scan, settings: SamplingSettings, cou
 
     result = enhance_volume(enhancer, grid * k, fraction, settings, to_output=to_input, keep_samples=keep_samples,
                             callback=callback, progress=progress, max_pixels=max_pixels)
-    _warn_outside_training(enhancer, fraction, result.levels)
     if result.empty:
         notes.append(f"slice(s) {_ranges(list(result.empty))} are all zero: their outputs are 0 (not enhanced)")
     report = {

@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -133,14 +134,35 @@ def enhance_volume(enhancer: Enhancer, low: torch.Tensor, fraction: float, setti
                 regression[rows] = to_output(blended["regression"])
             for j, seed_index in enumerate(range(sum(map(len, chunks[:c])), sum(map(len, chunks[:c + 1])))):
                 stats.update(seed_index, rows, to_output(blended["samples"][:, j:j + 1]))
+    levels_all = torch.cat(levels) if levels else torch.zeros(0)
+    _warn_outside_training(enhancer, fraction, levels_all)
     if stats is None:
         mean, std, samples = regression, None, None
     else:
         mean, std = stats.result()
         samples = stats.kept
     return VolumeEnhancement(mean=mean, std=std, regression=regression, samples=samples,
-                             levels=torch.cat(levels) if levels else torch.zeros(0), tile=tile,
+                             levels=levels_all, tile=tile,
                              tiles_per_slice=per_slice, overlap=overlap, empty=empty)
+
+
+def _warn_outside_training(enhancer: Enhancer, fraction: float, levels: torch.Tensor) -> None:
+    """One warning per scan when f, or the dose levels the networks were told, lie outside training."""
+    spec, problems = enhancer.spec, []
+    if spec.fraction_range is not None:
+        lo, hi = spec.fraction_range
+        if not lo - 1e-6 <= fraction <= hi + 1e-6:
+            problems.append(f"fraction {fraction:.4g} (trained on {lo:.4g}…{hi:.4g})")
+    span = spec.dose_level_range(fraction)
+    if span is not None and len(levels):
+        outside = levels[(levels < span[0] * (1 - 1e-6)) | (levels > span[1] * (1 + 1e-6))]
+        if len(outside):
+            problems.append(f"{len(outside)} of {len(levels)} network inputs at dose levels {float(outside.min()):.4g}…"
+                            f"{float(outside.max()):.4g} ({spec.dose_label}; trained on {span[0]:.4g}…{span[1]:.4g} at "
+                            f"fraction {fraction:.4g})")
+    if problems:
+        warnings.warn(f"dose outside the training range: {'; '.join(problems)}; the output may be miscalibrated",
+                      stacklevel=4)
 
 
 def _outputs(settings: SamplingSettings) -> tuple[str, ...]:

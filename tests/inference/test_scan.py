@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from petdiff.inference.enhancer import Enhancer, PairEnhancement, SamplingSettings
-from petdiff.inference.model import load_pair
-from petdiff.inference.scan_enhance import enhance_scan, model_pixel_size
+from petdiff.inference.enhancers import load_enhancer
+from petdiff.inference.scan import enhance_scan
+from petdiff.inference.settings import SamplingSettings
+from petdiff.inference.spec import ModelSpec
 from petdiff.inference.tiling import _starts
 from petdiff.io import Scan
 from tests.conftest import RES, save_pair
@@ -18,7 +19,7 @@ AFFINE = np.array([[-2.0, 0, 0, 30], [0, 2.0, 0, -20], [0, 0, 3, 5], [0, 0, 0, 1
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
-    return Enhancer(*load_pair(save_pair(tmp_path_factory.mktemp("pair"))[1], "cpu"))
+    return load_enhancer(save_pair(tmp_path_factory.mktemp("pair"))[1], device="cpu")
 
 
 def scan_of(images: torch.Tensor, units: str = "counts", pixel: float = 2.0, **kw) -> Scan:
@@ -49,7 +50,7 @@ def test_any_matrix_comes_back_on_the_input_grid(pair, shape, tiles):
     # counts at full dose: the slice totals are those of the input / f (the untrained regression is the identity)
     np.testing.assert_allclose(result.regression.images.sum(dim=(1, 2, 3)), scan.images.sum(dim=(1, 2, 3)) / 0.25,
                                rtol=1e-3)
-    level = result.report["count_level"]
+    level = result.report["dose_level"]
     assert level["max"] <= float(scan.images[:, 0].sum(dim=(1, 2)).max()) * 1.001  # a tile holds part of a slice
 
 
@@ -65,7 +66,7 @@ def test_bq_per_ml_in_bq_per_ml_out(pair):
         assert result.std is None
     assert given.report["counts_per_unit"] == 0.01 and given.report["counts_per_unit_source"] == "given"
     assert estimated.report["counts_per_unit_source"] == "estimated"
-    np.testing.assert_allclose(given.report["count_level"]["max"], 0.01 * float(scan.images[0, 0, :16, :16].sum()),
+    np.testing.assert_allclose(given.report["dose_level"]["max"], 0.01 * float(scan.images[0, 0, :16, :16].sum()),
                                rtol=0.2)
 
 
@@ -87,14 +88,24 @@ def test_one_scale_per_volume(pair):
 class EdgeArtifactEnhancer:
     """A deterministic stand-in with a CNN-like artefact: +10 % on the two outer pixel rings of every tile."""
 
-    def __init__(self):
-        self.resolution, self.device, self.data = (RES, RES), torch.device("cpu"), {"pixel_size_mm": 4.0}
+    methods = ("mean",)
+    models = ()
+    device = torch.device("cpu")
+    spec = ModelSpec.from_sidecars({"resolution": RES, "data": {"pixel_size_mm": 4.0, "dose_labels": True}})
 
-    def enhance(self, low_dose, fraction, counts, settings=None, keep_samples=False, callback=None):
+    def settings(self, method=None, **kw):
+        return SamplingSettings(method="mean", samples=0, seeds=())
+
+    def dose_level(self, centre):
+        return centre.flatten(1).sum(dim=1)
+
+    def estimate_counts_per_unit(self, tiles, fraction):
+        return None
+
+    def run(self, low, fraction, settings, seeds):
         ring = torch.ones(1, 1, RES, RES)
         ring[..., :2, :] = ring[..., -2:, :] = ring[..., :, :2] = ring[..., :, -2:] = 1.1
-        out = low_dose / fraction * ring
-        return PairEnhancement(out, None, None, out, settings, torch.as_tensor(counts), torch.tensor([fraction]))
+        return {"regression": low / fraction * ring}
 
 
 def test_flat_phantom_through_tiles_has_no_seam(pair):
@@ -121,5 +132,4 @@ def test_errors_name_the_field(pair):
     with pytest.raises(ValueError, match="counts_per_unit"):
         enhance_scan(pair, scan_of(phantom(16, 16)), pair.settings("mean"), counts_per_unit=-1.0)
     with pytest.raises(ValueError, match="pixel_size_mm"):
-        model_pixel_size({"pixel_size_mm": [4.0]})
-    assert model_pixel_size({}) == (4.0, 4.0)
+        ModelSpec.from_sidecars({"data": {"pixel_size_mm": [4.0]}})
