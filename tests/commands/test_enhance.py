@@ -12,8 +12,8 @@ from petdiff.commands import enhance as enhance_cmd
 from petdiff.commands import enhance_outputs
 from petdiff.commands.panel import panel_slices
 from petdiff.inference import model as model_module
-from petdiff.recon import reconstruct
 from petdiff.physics import Projector, poisson_sinogram
+from petdiff.recon import reconstruct
 from tests.conftest import RES, save_pair, save_tiny
 from tests.io.pet_series import sample_values, write_pet_series
 
