@@ -1,4 +1,10 @@
-"""`petdiff simulate`: write pre-simulated (full-dose, low-dose) pairs to an .npz file."""
+"""`petdiff simulate`: write pre-simulated (full-dose, low-dose) pairs to an .npz file.
+
+`--phantoms scans` simulates what the scan models train on (data/scan_pairs.py): 3D brain and whole-body slabs at
+1.5–4.5 mm pixels, a scanner's resolution, MLEM/OSEM with and without a post-filter, doses 2–60 %, as 64×64 patches
+with their 2.5D context; `--n` then counts patches. The other phantom kinds make the 64×64, 4 mm MLEM-50 pairs of the
+first model pair.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +19,13 @@ from tqdm import tqdm
 from petdiff.commands.help import DefaultsFormatter
 from petdiff.data.pair_file import write_pairs
 from petdiff.data.pairs import PairSimulator
+from petdiff.data.scan_pairs import ScanPairSimulator, ScanSimulation
 from petdiff.data.sources import phantom_source
 from petdiff.physics import Projector
 from petdiff.utils.io import check_output_file, staged_outputs
 
 PAIR_SUFFIX = ".npz"
+SCANS = "scans"
 
 
 def _range(text: str) -> float | tuple[float, float]:
@@ -33,8 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     """Options of `petdiff simulate`."""
     p = argparse.ArgumentParser(prog="petdiff simulate", description=__doc__, formatter_class=DefaultsFormatter)
     p.add_argument("--phantoms", default="procedural",
-                   help="'procedural' (anatomy), 'fields' (random label fields), 'mixed' (half each), "
-                        "or a BrainWeb .npz / .npy / NIfTI file")
+                   help="'scans' (scan-like 2.5D patches: brain and whole body, see above), 'procedural' (anatomy), "
+                        "'fields' (random label fields), 'mixed' (half each), or a BrainWeb .npz / .npy / NIfTI file")
     p.add_argument("--n", type=int, required=True, help="number of pairs")
     p.add_argument("--resolution", type=int, default=64, help="image size (pixels per side)")
     p.add_argument("--counts", type=_range, default=1e6, help="full-dose expected counts, or LOW:HIGH (log-uniform)")
@@ -69,15 +77,19 @@ def main(argv: list[str]) -> int:
         if not out.name.lower().endswith(PAIR_SUFFIX):
             raise ValueError(f"--out: expected a pair file name ending in {PAIR_SUFFIX} (the only format simulate "
                              f"writes), found {out.name!r}")
-        source = phantom_source(args.phantoms, args.resolution)
-        projector = Projector(args.resolution, device=args.device)
-        simulator = PairSimulator(projector, args.counts, args.fraction, args.n_iter, args.alpha, args.normalization,
-                                  random_contrast=args.random_contrast)
+        if args.phantoms != SCANS:
+            source = phantom_source(args.phantoms, args.resolution)
+            projector = Projector(args.resolution, device=args.device)
+            simulator = PairSimulator(projector, args.counts, args.fraction, args.n_iter, args.alpha,
+                                      args.normalization, random_contrast=args.random_contrast)
     except ValueError as exc:
         print(f"petdiff simulate: {exc}", file=sys.stderr)
         return 2
     generator = torch.Generator(args.device).manual_seed(args.seed)
     start = time.perf_counter()
+    if args.phantoms == SCANS:
+        return _write(out, _scan_chunks(args, generator), args.n, {"phantoms": SCANS, "seed": args.seed,
+                                                                 **scan_meta()}, start)
 
     def chunks():
         with tqdm(total=args.n, unit="pair", disable=not sys.stderr.isatty()) as bar:
@@ -100,22 +112,44 @@ def main(argv: list[str]) -> int:
         "normalization": args.normalization,
         "seed": args.seed,
     }
+    return _write(out, chunks(), args.n, meta, start)
+
+
+def scan_meta() -> dict:
+    """What a scan pair file records about its simulation (also the scan models' sidecar `data.simulation`)."""
+    settings = ScanSimulation()
+    return {"resolution": settings.patch, "context": settings.context, "normalization": "quantitative",
+            "simulation": settings.as_dict()}
+
+
+def _scan_chunks(args: argparse.Namespace, generator: torch.Generator):
+    """Scan-like patches (ScanPairs), `args.batch` slabs of brain / whole-body / label-field anatomy at a time."""
+    from petdiff.phantoms.slabs import scan_slabs
+
+    simulator = ScanPairSimulator(ScanSimulation(), device=args.device)
+    settings = simulator.settings
+    slabs_per_chunk = max(1, args.batch // settings.patches_per_slab)
+    with tqdm(total=args.n, unit="pair", disable=not sys.stderr.isatty()) as bar:
+        done = 0
+        while done < args.n:
+            pixel_mm, slice_mm = simulator.draw_geometry(slabs_per_chunk, generator)
+            slabs = scan_slabs(slabs_per_chunk, settings.grid, pixel_mm, slice_mm, settings.context, generator,
+                               device=args.device)
+            pairs = simulator(slabs.activity, pixel_mm, generator)
+            done += pairs.full_dose.shape[0]
+            bar.update(pairs.full_dose.shape[0])
+            yield pairs
+
+
+def _write(out, chunks, n: int, meta: dict, start: float) -> int:
+    """Write the pairs atomically and print a JSON summary; 2 when the file cannot be written."""
     try:
         with staged_outputs(out.parent) as stage:
-            write_pairs(stage / out.name, chunks(), args.n, meta)
+            write_pairs(stage / out.name, chunks, n, meta)
     except OSError as exc:
         print(f"petdiff simulate: --out: could not write {out}: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    path = out
     elapsed = time.perf_counter() - start
-    print(
-        json.dumps(
-            {
-                "out": str(path),
-                "pairs": args.n,
-                "seconds": round(elapsed, 2),
-                "pairs_per_second": round(args.n / elapsed, 1),
-            }
-        )
-    )
+    print(json.dumps({"out": str(out), "pairs": n, "seconds": round(elapsed, 2),
+                      "pairs_per_second": round(n / elapsed, 1)}))
     return 0

@@ -1,7 +1,8 @@
 """Pre-simulated pair files: an uncompressed .npz written chunk by chunk and read back memory-mapped.
 
-Arrays: `full_dose`, `low_dose`, `truth` (N, 1, H, W) float32 normalised images, `scale`, `counts`,
-`fraction` (N,) float32, and `meta` (a JSON string: resolution, normalisation, MLEM iterations, source).
+Arrays: `full_dose`, `low_dose`, `truth` (N, C, H, W) float32 normalised images (the scan pairs' `low_dose` has the
+2k+1 slices of its 2.5D context), `scale`, `counts`, `fraction` (N,) float32, optional per-pair scalars (`density`,
+`pixel_size`, …: every 1-D field of the chunks), and `meta` (a JSON string: resolution, normalisation, recon, source).
 Each array is streamed to a temporary .npy (np.lib.format.open_memmap) and the files are stored
 (not deflated) in a zip that is renamed into place, so a large file never sits in memory and an
 interrupted run leaves nothing behind. Stored members can be memory-mapped at their zip offset.
@@ -15,6 +16,7 @@ import struct
 import tempfile
 import zipfile
 from collections.abc import Iterable
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +31,7 @@ FORMAT = "petdiff-pairs"
 
 
 def write_pairs(path: str | os.PathLike, chunks: Iterable[Pairs], n: int, meta: dict) -> Path:
-    """Stream `n` pairs from `chunks` into `path` (.npz), atomically."""
+    """Stream `n` pairs from `chunks` (Pairs or ScanPairs: every tensor field) into `path` (.npz), atomically."""
     path = Path(path)
     with tempfile.TemporaryDirectory(dir=path.parent if path.parent.exists() else None) as tmp:
         arrays: dict[str, np.memmap] = {}
@@ -37,12 +39,10 @@ def write_pairs(path: str | os.PathLike, chunks: Iterable[Pairs], n: int, meta: 
         for chunk in chunks:
             b = min(chunk.full_dose.shape[0], n - filled)
             if not arrays:
-                shape = tuple(chunk.full_dose.shape[1:])
-                for key in IMAGE_KEYS:
+                for key in (f.name for f in fields(chunk)):
+                    shape = tuple(getattr(chunk, key).shape[1:])
                     arrays[key] = np.lib.format.open_memmap(f"{tmp}/{key}.npy", "w+", np.float32, (n, *shape))
-                for key in SCALAR_KEYS:
-                    arrays[key] = np.lib.format.open_memmap(f"{tmp}/{key}.npy", "w+", np.float32, (n,))
-            for key in (*IMAGE_KEYS, *SCALAR_KEYS):
+            for key in arrays:
                 arrays[key][filled : filled + b] = getattr(chunk, key)[:b].detach().cpu().numpy()
             filled += b
             if filled >= n:
@@ -51,9 +51,10 @@ def write_pairs(path: str | os.PathLike, chunks: Iterable[Pairs], n: int, meta: 
             raise ValueError(f"chunks: expected {n} pairs, found only {filled}")
         for array in arrays.values():
             array.flush()
+        arrays_written = list(arrays)
         del arrays
         with atomic_write(path) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-            for key in (*IMAGE_KEYS, *SCALAR_KEYS):
+            for key in arrays_written:
                 zf.write(f"{tmp}/{key}.npy", f"{key}.npy")
             meta_array = np.array(json.dumps({"format": FORMAT, **meta}))
             with zf.open("meta.npy", "w") as member:
@@ -101,7 +102,8 @@ class PairFileDataset(torch.utils.data.Dataset):
                     raise ValueError(f"{self.path}: not a petdiff pair file, missing fields {missing}")
                 with zf.open("meta.npy") as f:
                     self.meta = json.loads(str(np.lib.format.read_array(f, allow_pickle=False)))
-                self.arrays = {k: _memmap_member(self.path, zf, f"{k}.npy") for k in (*IMAGE_KEYS, *SCALAR_KEYS)}
+                stored = sorted(name[:-4] for name in names if name.endswith(".npy") and name != "meta.npy")
+                self.arrays = {k: _memmap_member(self.path, zf, f"{k}.npy") for k in stored}
         except (zipfile.BadZipFile, EOFError, OSError, struct.error) as exc:
             raise ValueError(f"{self.path}: corrupt or truncated pair file ({exc})") from None
         n = len(self.arrays["full_dose"])

@@ -37,7 +37,7 @@ from petdiff.inference.settings import (
     sampling_settings,
 )
 from petdiff.inference.spec import ModelSpec
-from petdiff.models.dose import REFERENCE_LOG10_DENSITY, density_labels, dose_labels, peak_density
+from petdiff.models.dose import density_from_labels, density_labels, dose_labels, peak_density
 from petdiff.physics import Projector
 
 Outputs = dict[str, torch.Tensor]
@@ -153,7 +153,7 @@ class PairEnhancer(_Normalised):
     def dose_level(self, centre: torch.Tensor) -> torch.Tensor:
         """N_low = Σ s_j λ_j of the tile (old snapshots) or its peak density ρ (scan models), (B,)."""
         if self.spec.dose_label == "density":
-            return 10 ** (density_labels(centre.float())[:, 0] + REFERENCE_LOG10_DENSITY)
+            return peak_density(centre.float())
         if self._projector is None:
             self._projector = Projector(self.spec.resolution[0], device=centre.device)
         return count_level(centre.float(), self._projector)
@@ -167,9 +167,9 @@ class PairEnhancer(_Normalised):
         f = torch.full((low.shape[0],), float(fraction), device=low.device)
         condition, _ = self.to_network(low, f)
         with torch.no_grad():
-            predicted = self.count_model.net(condition).reshape(-1).double()
-        rho_hat = 10 ** (predicted + REFERENCE_LOG10_DENSITY)
-        rho_units = peak_density(low[:, self.spec.context:self.spec.context + 1]).double()
+            predicted = self.count_model.net(condition)
+        rho_hat = density_from_labels(predicted).double()
+        rho_units = peak_density(low).double()
         return float((rho_hat / rho_units).median())
 
     def _labels(self, centre: torch.Tensor, fraction: torch.Tensor) -> torch.Tensor:

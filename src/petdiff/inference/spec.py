@@ -147,9 +147,8 @@ class ModelSpec:
         context = data.get("context", 0) or 0
         if isinstance(context, bool) or not isinstance(context, int) or context < 0:
             raise ValueError(f"{where}: expected data.context to be an integer ≥ 0, found {context!r}")
-        label = data.get("dose_label")
-        if label is None:
-            label = "counts" if data.get("dose_labels") else "none"
+        label = data.get("dose_label", data.get("dose_labels"))  # "density" | "counts" | true (counts) | absent
+        label = {True: "counts", False: "none", None: "none"}.get(label, label) if not isinstance(label, str) else label
         if label not in DOSE_LABELS:
             raise ValueError(f"{where}: expected data.dose_label in {DOSE_LABELS}, found {label!r}")
         pixel = data.get("pixel_size_mm", DEFAULT_PIXEL_SIZE_MM)
@@ -177,7 +176,7 @@ class ModelSpec:
             density_range=_span(data.get("density_range"), f"{where}: data.density_range"),
             fraction_range=_span(data.get("fraction"), f"{where}: data.fraction"),
             n_iter=_iterations(data),
-            recon=MappingProxyType(dict(data.get("recon") or {})),
+            recon=MappingProxyType(dict(data.get("recon") or data.get("simulation") or {})),
             target=str(first.get("target", data.get("target", "truth"))),
             residual_std=None if residual_std is None else float(residual_std),
             sampling=MappingProxyType(sampling),

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from petdiff.recon.filters import gaussian_filter
+
 DOSE_LABEL_DIM = 2
 REFERENCE_LOG10_COUNTS = 5.0  # 1e5 low-dose counts (25 % of the reference 4e5…1e6) maps to 0
 
@@ -30,20 +32,35 @@ def dose_labels(count_level: torch.Tensor | float, fraction: torch.Tensor | floa
     return torch.stack([counts.log10() - REFERENCE_LOG10_COUNTS, fraction], dim=1)
 
 
-DENSITY_SMOOTHING_FWHM = 2.0  # pixels: the noise-robust peak of the low-dose slice
+# The scan models (v2) are told the noise level of the very tile they see: its peak low-dose count density.
+DENSITY_LABEL_DIM = 1
+DENSITY_SMOOTHING_FWHM = 2.0  # pixels; the same smoothing as the quantitative normalisation's scale
 REFERENCE_LOG10_DENSITY = 1.0  # 10 low-dose counts per pixel at the peak maps to 0
 
 
-def peak_density(low: torch.Tensor) -> torch.Tensor:
-    """ρ (B,) = max(gaussian_filter(low, FWHM 2 px)): the peak low-dose counts per pixel of slices (B, 1, H, W)."""
-    from petdiff.recon import gaussian_filter
+def peak_density(low_dose: torch.Tensor) -> torch.Tensor:
+    """ρ (B,) = max(G₂ ∗ y_c): the peak low-dose counts per pixel of the centre slice of (B, 2k+1, H, W) images.
 
-    return gaussian_filter(low, DENSITY_SMOOTHING_FWHM).flatten(1).amax(dim=1)
+    An MLEM/OSEM image with a column-normalised system matrix (Σ_i A_ij = 1) is in counts per pixel (Σ_j λ_j =
+    measured counts), and a post-filter keeps that; so ρ says how many counts the hottest region holds, i.e. its
+    Poisson noise level, with no projector and no knowledge of the whole slice.
+    """
+    centre = low_dose.shape[1] // 2
+    smooth = gaussian_filter(low_dose[:, centre : centre + 1].float(), DENSITY_SMOOTHING_FWHM)
+    return smooth.flatten(1).amax(dim=1)
 
 
-def density_labels(low: torch.Tensor) -> torch.Tensor:
-    """(B, 1) labels log10(ρ) − 1 of low-dose slices (B, 1, H, W) in counts per pixel (`peak_density`)."""
-    rho = peak_density(low)
-    if not bool(torch.isfinite(rho).all()) or bool((rho <= 0).any()):
-        raise ValueError(f"low: expected slices with positive finite counts, found peak densities {rho[:4].tolist()}")
-    return (rho.log10() - REFERENCE_LOG10_DENSITY)[:, None]
+def labels_from_density(density: torch.Tensor, floor: float = 1e-3) -> torch.Tensor:
+    """(B, 1) labels log10(ρ) − 1 from peak low-dose count densities ρ (B,); an empty tile (ρ = 0) → the floor."""
+    rho = torch.as_tensor(density, dtype=torch.float32).reshape(-1).clamp_min(floor)
+    return (rho.log10() - REFERENCE_LOG10_DENSITY).unsqueeze(1)
+
+
+def density_from_labels(labels: torch.Tensor) -> torch.Tensor:
+    """ρ (B,) from (B, 1) density labels: the inverse of `labels_from_density`."""
+    return torch.pow(10.0, labels.reshape(-1).double() + REFERENCE_LOG10_DENSITY).float()
+
+
+def density_labels(low_dose: torch.Tensor, floor: float = 1e-3) -> torch.Tensor:
+    """(B, 1) labels log10(ρ) − 1 for low-dose images in counts per pixel (see `peak_density`); empty → floor."""
+    return labels_from_density(peak_density(low_dose), floor)

@@ -153,10 +153,19 @@ class EDMPrecond(torch.nn.Module):
             return contextlib.nullcontext()
         return torch.autocast(device_type=device.type, dtype=AMP_DTYPES[self.amp_dtype])
 
+    @property
+    def fully_convolutional(self) -> bool:
+        """True without attention: the network then runs on any H, W divisible by its down-sampling."""
+        return not self._unet_kwargs.get("attn_stages")
+
     def _check_input(self, x: torch.Tensor) -> torch.Tensor:
-        """Require x of shape (B, img_channels, H, W) at the network's resolution."""
+        """Require x (B, img_channels, H, W) at the network resolution (any H, W divisible by 8 without attention)."""
         check_image_batch("x", x, channels=self.img_channels)
-        if tuple(x.shape[-2:]) != self.img_resolution:
+        if self.fully_convolutional:
+            step = 2 ** (len(self._unet_kwargs["channel_mult"]) - 1)
+            if x.shape[-2] % step or x.shape[-1] % step:
+                raise ValueError(f"x: expected H and W divisible by {step}, found {tuple(x.shape[-2:])}")
+        elif tuple(x.shape[-2:]) != self.img_resolution:
             raise ValueError(f"x: expected spatial size {self.img_resolution}, found {tuple(x.shape[-2:])}")
         return x
 

@@ -9,9 +9,10 @@ from typing import Any
 
 import torch
 
-from petdiff.models.dose import DOSE_LABEL_DIM
+from petdiff.models.count_level import ROLE_COUNT_LEVEL, CountLevelNet
+from petdiff.models.dose import DENSITY_LABEL_DIM, DOSE_LABEL_DIM
 from petdiff.models.precond import UNET_DEFAULTS, EDMPrecond
-from petdiff.models.regression import ROLE_MEAN, RegressionUNet
+from petdiff.models.regression import REGRESSION_ROLES, ROLE_MEAN, RegressionUNet
 
 # The reference PET network (acec2127/dose_reduction_et, configs/config_phantoms_0.yaml): 57.09 M parameters.
 # Attention at stages 2 and 3 = 16×16 and 8×8 (plus the 8×8 bottleneck).
@@ -43,11 +44,27 @@ PET_MEAN_64: dict[str, Any] = {**PET_CPU_64, "role": ROLE_MEAN, "label_dim": DOS
 PET_RESIDUAL_64: dict[str, Any] = {**PET_CPU_64, "cond_channels": 2, "label_dim": DOSE_LABEL_DIM, "augment_dim": 0,
                                    "num_blocks": 1, "attn_stages": [3], "dropout": 0.0}
 
+# The scan models (issue 16): fully convolutional (no attention), so they run at the input's own pixel size on any
+# H×W divisible by 8; 2.5D input (the slice and one neighbour each side: 3 low-dose channels); told the tile's peak
+# low-dose count density (models/dose.density_labels). Trained on 64×64 patches of scans at 1.5–4.5 mm.
+SCAN_CONTEXT = 1
+PET_REGRESSION_SCAN: dict[str, Any] = {**PET_MEAN_64, "cond_channels": 2 * SCAN_CONTEXT + 1,
+                                       "label_dim": DENSITY_LABEL_DIM, "attn_stages": []}
+PET_RESIDUAL_SCAN: dict[str, Any] = {**PET_RESIDUAL_64, "cond_channels": 2 * SCAN_CONTEXT + 2,
+                                     "label_dim": DENSITY_LABEL_DIM, "attn_stages": []}
+
+PET_COUNT_LEVEL_SCAN: dict[str, Any] = {"role": ROLE_COUNT_LEVEL, "cond_channels": 2 * SCAN_CONTEXT + 1,
+                                        "model_channels": 32, "sigma_data": 0.5, "img_resolution": [64, 64],
+                                        "img_channels": 1}
+
 NETWORK_PRESETS: dict[str, dict[str, Any]] = {
     "pet_reference_64": PET_REFERENCE_64,
     "pet_cpu_64": PET_CPU_64,
     "pet_mean_64": PET_MEAN_64,
     "pet_residual_64": PET_RESIDUAL_64,
+    "pet_regression_scan": PET_REGRESSION_SCAN,
+    "pet_residual_scan": PET_RESIDUAL_SCAN,
+    "pet_count_level_scan": PET_COUNT_LEVEL_SCAN,
 }
 DEFAULT_PRESET = "pet_cpu_64"
 
@@ -86,10 +103,17 @@ def build_network(
     config = network_config(config, **overrides)
     json.dumps(config, allow_nan=False)  # a config that cannot be written to the JSON sidecar is rejected here
     role = config.get("role")
-    if role not in (None, ROLE_MEAN):
-        raise ValueError(f"config: field 'role': expected {ROLE_MEAN!r} or absent (a diffusion denoiser), "
+    if role == ROLE_COUNT_LEVEL:
+        return _seeded(CountLevelNet, seed, config)
+    if role not in (None, *REGRESSION_ROLES):
+        raise ValueError(f"config: field 'role': expected one of {REGRESSION_ROLES} or absent (a diffusion denoiser), "
                          f"found {role!r}")
-    network_class = RegressionUNet if role == ROLE_MEAN else EDMPrecond
+    network_class = RegressionUNet if role in REGRESSION_ROLES else EDMPrecond
+    return _seeded(network_class, seed, config)
+
+
+def _seeded(network_class: type, seed: int | None, config: dict[str, Any]) -> torch.nn.Module:
+    """network_class(**config), initialised from `seed` without touching the global RNG stream (None: as it is)."""
     if seed is None:
         return network_class(**config)
     with torch.random.fork_rng(devices=[]):

@@ -22,7 +22,9 @@ from petdiff.models.dhariwal_unet import DhariwalUNet, as_resolution
 from petdiff.models.precond import AMP_DTYPES, UNET_DEFAULTS, _jsonable
 from petdiff.utils.validation import check_image_batch
 
-ROLE_MEAN = "mean"
+ROLE_MEAN = "mean"  # the role name of the first (64×64, 4 mm) pair's regression network
+ROLE_REGRESSION = "regression"  # the scan models' name for the same role
+REGRESSION_ROLES = (ROLE_MEAN, ROLE_REGRESSION)
 _FLOOR = 1e-4  # softplus⁻¹ is −∞ at 0: the skip path starts from max(y + 1, _FLOOR)
 
 
@@ -48,12 +50,14 @@ class RegressionUNet(torch.nn.Module):
         **unet_kwargs: Any,
     ):
         super().__init__()
-        if role != ROLE_MEAN:
-            raise ValueError(f"role: expected {ROLE_MEAN!r} for a RegressionUNet, found {role!r}")
+        if role not in REGRESSION_ROLES:
+            raise ValueError(f"role: expected one of {REGRESSION_ROLES} for a RegressionUNet, found {role!r}")
+        self.role = role
         self.img_resolution = as_resolution(img_resolution)
-        if img_channels != 1 or cond_channels != 1:
-            raise ValueError(f"img_channels, cond_channels: expected 1 and 1 (one low-dose image in, its mean out), "
-                             f"found {img_channels} and {cond_channels}")
+        if img_channels != 1 or cond_channels < 1 or cond_channels % 2 != 1:
+            raise ValueError(f"img_channels, cond_channels: expected 1 and an odd number 2k+1 (the low-dose slice "
+                             f"with k neighbours each side in, its mean out), found {img_channels} and "
+                             f"{cond_channels}")
         if amp_dtype not in AMP_DTYPES:
             raise ValueError(f"amp_dtype: expected one of {sorted(AMP_DTYPES)}, found {amp_dtype!r}")
         if not (math.isfinite(float(sigma_data)) and float(sigma_data) > 0):
@@ -69,8 +73,6 @@ class RegressionUNet(torch.nn.Module):
                                   out_channels=img_channels, label_dim=self.label_dim, **self._unet_kwargs)
         self.downsampling = 2 ** (len(self._unet_kwargs["channel_mult"]) - 1)
 
-    role = ROLE_MEAN
-
     @property
     def augment_dim(self) -> int:
         """Length of the augmentation label the network accepts (0 = none)."""
@@ -80,7 +82,7 @@ class RegressionUNet(torch.nn.Module):
     def config(self) -> dict[str, Any]:
         """JSON-serialisable architecture; ``build_network(net.config)`` rebuilds an identical (untrained) model."""
         return {
-            "role": ROLE_MEAN,
+            "role": self.role,
             "img_resolution": list(self.img_resolution),
             "img_channels": self.img_channels,
             "cond_channels": self.cond_channels,
@@ -94,7 +96,7 @@ class RegressionUNet(torch.nn.Module):
 
     def forward(self, condition: torch.Tensor, class_labels: torch.Tensor | None = None,
                 augment_labels: torch.Tensor | None = None) -> torch.Tensor:
-        """μ for a normalised low-dose batch (B, 1, H, W), H and W multiples of the UNet's down-sampling."""
+        """μ for a normalised low-dose batch (B, 2k+1, H, W), centre slice = channel k, H and W divisible by 8."""
         check_image_batch("condition", condition, channels=self.cond_channels)
         height, width = condition.shape[-2:]
         if height % self.downsampling or width % self.downsampling:
@@ -119,5 +121,6 @@ class RegressionUNet(torch.nn.Module):
                     else contextlib.nullcontext())
         with autocast:
             correction = self.model(net_in, noise_labels, class_labels=labels, augment_labels=augment_labels)
-        skip = inverse_softplus((y + 1.0).clamp_min(_FLOOR))
+        centre = self.cond_channels // 2
+        skip = inverse_softplus((y[:, centre : centre + 1] + 1.0).clamp_min(_FLOOR))
         return F.softplus(correction.to(torch.float32) + skip) - 1.0

@@ -18,7 +18,7 @@ from petdiff.data.pair_file import PairFileDataset
 from petdiff.data.pairs import TARGETS, PairSimulator
 from petdiff.data.sampler import InfiniteSampler
 from petdiff.data.sources import phantom_source
-from petdiff.models.dose import dose_labels
+from petdiff.models.dose import dose_labels, labels_from_density
 from petdiff.physics import Projector
 
 Batch = tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]
@@ -79,7 +79,7 @@ class DatasetBatches:
         self.dataset, self.batch, self.device = dataset, batch, device
         self.sampler = InfiniteSampler(len(dataset), rank=rank, world_size=world_size, seed=seed)
         self.target = _check_target(target)
-        self.with_dose = with_dose
+        self.with_dose = with_dose  # True / "counts": (log10 N_low − 5, f); "density": the scan models' ρ label
 
     def __iter__(self) -> Iterator[Batch]:
         indices = iter(self.sampler)
@@ -94,6 +94,12 @@ class DatasetBatches:
             condition = torch.stack([it["low_dose"] for it in items]).to(self.device)
             if not self.with_dose:
                 return images, condition, None
+            if self.with_dose == "density":
+                if "density" not in items[0]:
+                    raise ValueError("data.dose_labels: 'density' needs a scan pair file (petdiff simulate "
+                                     "--phantoms scans), found a pair file without the 'density' field")
+                density = torch.stack([it["density"] for it in items])
+                return images, condition, labels_from_density(density).to(self.device)
             counts = torch.stack([it["counts"] for it in items])
             fraction = torch.stack([it["fraction"] for it in items])
             return images, condition, dose_labels(counts * fraction, fraction).to(self.device)
@@ -125,8 +131,9 @@ def make_batches(
     mode = data["mode"]
     if mode == "pet":
         if data.get("path"):
+            dose = data.get("dose_labels")
             return DatasetBatches(PairFileDataset(data["path"]), batch, device, rank, world_size, seed, data["target"],
-                                  with_dose=bool(data.get("dose_labels")))
+                                  with_dose=dose if dose == "density" else bool(dose))
         return SimulatedPairBatches(data, batch, device, generator)
     if mode == "images":
         value_range = tuple(data["value_range"]) if data.get("value_range") is not None else None

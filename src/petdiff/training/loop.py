@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 from petdiff.diffusion.loss import EDMLoss
 from petdiff.diffusion.residual_loss import RegressionLoss, ResidualLoss
 from petdiff.models import AugmentPipe, build_network, count_parameters
+from petdiff.models.count_level import CountLevelLoss
 from petdiff.models.presets import network_config
 from petdiff.training import checkpoint, config, distributed, rundir, signals, stats
 from petdiff.training.batches import make_batches
@@ -28,10 +29,10 @@ from petdiff.training.schedule import LRSchedule, set_learning_rate
 
 SIDECAR_DATA_KEYS = (
     "phantoms", "resolution", "counts", "fraction", "n_iter", "alpha", "random_contrast", "normalization", "target",
-    "dose_labels", "pixel_size_mm",
+    "dose_labels", "pixel_size_mm", "context", "pixel_size_range_mm", "density_range", "simulation",
 )
 # loss.kind → the role the trained network plays (written to the sidecar; inference pairs them up).
-LOSS_ROLES = {"edm": "denoiser", "regression": "mean", "residual": "residual"}
+LOSS_ROLES = {"edm": "denoiser", "regression": "mean", "residual": "residual", "count_level": "count_level"}
 RESIDUAL_STD_BATCHES = 16  # batches over which the residual's standard deviation is measured at the start
 
 
@@ -167,6 +168,8 @@ def train(
     loss_fn, role_meta = edm_loss, {}
     if kind == "regression":
         loss_fn = RegressionLoss()
+    elif kind == "count_level":
+        loss_fn = CountLevelLoss()
     elif kind == "residual":
         loss_fn, role_meta = _residual_loss(cfg, edm_loss, batches, device)
     augment = config.config_to_dict(cfg.augment)
