@@ -147,8 +147,8 @@ class ModelSpec:
         context = data.get("context", 0) or 0
         if isinstance(context, bool) or not isinstance(context, int) or context < 0:
             raise ValueError(f"{where}: expected data.context to be an integer ≥ 0, found {context!r}")
-        label = data.get("dose_label", data.get("dose_labels"))  # "density" | "counts" | true (counts) | absent
-        label = {True: "counts", False: "none", None: "none"}.get(label, label) if not isinstance(label, str) else label
+        raw = data.get("dose_label", data.get("dose_labels"))  # "density" | "counts" | true (= counts) | absent
+        label = raw if isinstance(raw, str) else ("counts" if raw else "none")
         if label not in DOSE_LABELS:
             raise ValueError(f"{where}: expected data.dose_label in {DOSE_LABELS}, found {label!r}")
         pixel = data.get("pixel_size_mm", DEFAULT_PIXEL_SIZE_MM)
@@ -171,7 +171,7 @@ class ModelSpec:
             normalization=first.get("normalization", "quantitative"),
             dose_label=label,
             size_multiple=multiple,
-            whole_slices=label == "density",
+            whole_slices=label == "density" and not architecture.get("attn_stages"),
             counts_range=_span(data.get("counts"), f"{where}: data.counts"),
             density_range=_span(data.get("density_range"), f"{where}: data.density_range"),
             fraction_range=_span(data.get("fraction"), f"{where}: data.fraction"),
