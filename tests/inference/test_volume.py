@@ -1,0 +1,59 @@
+"""The volume layer: context stacks, whole-or-tiled inputs, seed chunks and slabs that do not change the result."""
+
+import pytest
+import torch
+
+from petdiff.inference.enhancers import load_enhancer
+from petdiff.inference.volume import _seed_chunks, context_stack, enhance_volume, network_tile
+from tests.conftest import save_scan_pair
+
+
+def test_context_stack_replicates_at_the_ends():
+    vol = torch.arange(5.0).view(5, 1, 1, 1).expand(5, 1, 2, 2)
+    stack = context_stack(vol, [0, 2, 4], k=2)
+    assert stack.shape == (3, 5, 2, 2)
+    assert stack[:, :, 0, 0].tolist() == [[0, 0, 0, 1, 2], [0, 1, 2, 3, 4], [2, 3, 4, 4, 4]]
+    assert context_stack(vol, [3], k=1, independent=True)[0, :, 0, 0].tolist() == [3, 3, 3]
+    assert context_stack(vol, [1], k=0).shape == (1, 1, 2, 2)
+
+
+def test_network_tile_whole_when_it_fits_else_tiles():
+    assert network_tile((64, 64), False, 8, (300, 300), 10**6) == ((64, 64), 0.5)  # fixed-size models always tile
+    assert network_tile((64, 64), True, 8, (113, 130), 10**6) == ((120, 136), None)  # padded to multiples of 8
+    tile, overlap = network_tile((64, 64), True, 8, (440, 440), 200 * 200)
+    assert tile == (200, 200) and overlap == 0.25
+
+
+def test_seed_chunks_keep_antithetic_pairs_together():
+    assert _seed_chunks(list(range(16)), 5) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11], [12, 13, 14, 15]]
+    assert _seed_chunks([7], 32) == [[7]]
+    assert _seed_chunks(list(range(6)), 32) == [list(range(6))]
+
+
+@pytest.fixture(scope="module")
+def scan_pair(tmp_path_factory):
+    return load_enhancer(save_scan_pair(tmp_path_factory.mktemp("scan"))[1], device="cpu")
+
+
+def test_chunks_and_slabs_do_not_change_the_statistics(scan_pair):
+    low = torch.poisson(torch.full((5, 1, 24, 20), 30.0), generator=torch.Generator().manual_seed(0))
+    one = enhance_volume(scan_pair, low, 0.25, scan_pair.settings(samples=8, batch_size=64), keep_samples=True)
+    many = enhance_volume(scan_pair, low, 0.25, scan_pair.settings(samples=8, batch_size=2), slab=2)
+    torch.testing.assert_close(many.mean, one.mean, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(many.std, one.std, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(one.mean, one.samples.mean(0), rtol=1e-5, atol=1e-5)
+    assert many.samples is None and one.tiles_per_slice == 1 and one.overlap is None
+
+
+def test_callback_sees_every_sample_once(scan_pair):
+    low = torch.poisson(torch.full((3, 1, 16, 16), 30.0), generator=torch.Generator().manual_seed(1))
+    seen = []
+    out = enhance_volume(scan_pair, low, 0.25, scan_pair.settings(samples=4, batch_size=2), slab=2,
+                         callback=lambda k, x: seen.append((k, x.shape[0])))
+    assert sorted(seen) == [(k, n) for k in range(4) for n in (1, 2)]
+    assert out.std.shape == low.shape
+
+
+def test_bad_volume_is_refused(scan_pair):
+    with pytest.raises(ValueError, match=r"\(N, 1, H, W\)"):
+        enhance_volume(scan_pair, torch.ones(2, 3, 16, 16), 0.25, scan_pair.settings("mean"))
