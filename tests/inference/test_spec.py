@@ -44,5 +44,5 @@ def test_defaults_of_old_snapshots_and_bad_fields():
         ModelSpec.from_sidecars({"data": {"context": -1}}, where="x.json")
     with pytest.raises(ValueError, match="dose_label"):
         ModelSpec.from_sidecars({"data": {"dose_labels": "photons"}})
-    with pytest.raises(ValueError, match="data.counts"):
+    with pytest.raises(ValueError, match=r"data\.counts"):
         ModelSpec.from_sidecars({"data": {"counts": "many"}})
