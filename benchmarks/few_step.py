@@ -62,7 +62,8 @@ def run(pair: str | None, slices: int, samples: int, seed: int, fraction: float)
         seconds = time.perf_counter() - t0
         lower, upper = gaussian_intervals(out.mean, out.std, 0.9, samples)
         rows.append({"sampler": sampler, "steps": steps, "warm_start": warm,
-                     "passes_per_sample": passes(sampler, steps), "seconds": seconds, "psnr_db": float(psnr(out.mean, truth, mask).mean()),
+                     "passes_per_sample": passes(sampler, steps), "seconds": seconds,
+                     "psnr_db": float(psnr(out.mean, truth, mask).mean()),
                      "coverage_90": float(coverage(lower, upper, truth, mask).mean())})
     ref = rows[0]
     for row in rows:
