@@ -139,3 +139,12 @@ def _check_context(enhancer):
     other = enhance_volume(enhancer, changed, 0.25, settings, keep_samples=True)
     differs = not torch.allclose(other.samples[:, 2], whole.samples[:, 2], rtol=1e-4, atol=1e-4)
     assert differs == (k > 0 and enhancer.methods != ("denoiser",))
+
+
+def test_bfloat16_precision_stays_close_to_float32(enhancer):
+    low = volume(2)
+    name = method(enhancer)
+    exact = enhance_volume(enhancer, low, 0.25, enhancer.settings(name, samples=2))
+    fast = enhance_volume(enhancer, low, 0.25, enhancer.settings(name, samples=2, precision="bfloat16"))
+    scale = float(exact.mean.abs().max())
+    assert float((fast.mean - exact.mean).abs().max()) <= 0.02 * scale

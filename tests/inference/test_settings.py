@@ -47,3 +47,22 @@ def test_warm_start_lowers_sigma_max_only():
     assert opts["sigma_max"] == 1.0
     with pytest.raises(ValueError, match="warm_start"):
         apply_warm_start(opts, -1.0)
+
+
+def test_precision_resolves_once_and_is_restored_after_a_run():
+    import torch
+
+    from petdiff.inference.settings import network_precision, resolve_precision
+    from petdiff.models import build_network, network_config
+
+    assert resolve_precision("float32", torch.device("cpu")) == "float32"
+    assert resolve_precision("auto", torch.device("cpu")) in ("float32", "bfloat16")
+    assert resolve_precision("auto", torch.device("meta")) == "float32"
+    with pytest.raises(ValueError, match="precision"):
+        resolve_precision("fp8", torch.device("cpu"))
+    net = build_network(network_config("pet_residual_scan", model_channels=8, channel_mult=[1, 1]), seed=0)
+    with network_precision([net], "bfloat16"):
+        assert net.use_amp and net.amp_dtype == "bfloat16"
+    assert not net.use_amp
+    with network_precision([net, object()], "float32"):
+        assert not net.use_amp

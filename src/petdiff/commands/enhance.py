@@ -29,7 +29,7 @@ from petdiff.commands.help import DefaultsFormatter
 from petdiff.commands.progress import Progress
 from petdiff.inference.enhancers import Enhancer, load_enhancer
 from petdiff.inference.scan import enhance_scan
-from petdiff.inference.settings import SamplingSettings
+from petdiff.inference.settings import PRECISIONS, SamplingSettings
 from petdiff.inference.spec import DEFAULT_PIXEL_SIZE_MM
 from petdiff.io import UNITS, Scan, read_array_scan, read_scan, scaling_affine
 from petdiff.physics import Geometry
@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warm-start", type=float, default=None, metavar="SIGMA",
                    help="start the diffusion at noise level SIGMA instead of sigma_max")
     p.add_argument("--batch-size", type=int, default=32, help="samples per network batch")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="network arithmetic: auto = bfloat16 where the device has native bf16 (about 2x faster on "
+                        "such CPUs, same PSNR and coverage), else float32")
     p.add_argument("--voxel-size", type=float, nargs=3, default=None, metavar=("DZ", "DY", "DX"),
                    help=".npy / .npz voxel size in mm (default: the model's pixel size)")
     dicom = p.add_argument_group("DICOM / SUV (override the tags)")
@@ -101,9 +104,10 @@ def _check_args(args: argparse.Namespace) -> None:
 def resolve_settings(enhancer: Enhancer, args: argparse.Namespace) -> SamplingSettings:
     """The sampling settings of the whole run, resolved once."""
     if args.method == "mean":
-        return enhancer.settings("mean", batch_size=args.batch_size)
+        return enhancer.settings("mean", batch_size=args.batch_size, precision=args.precision)
     return enhancer.settings(args.method, samples=args.samples, seeds=args.seeds, sampler=args.sampler,
-                             steps=args.steps, warm_start=args.warm_start, batch_size=args.batch_size)
+                             steps=args.steps, warm_start=args.warm_start, batch_size=args.batch_size,
+                             precision=args.precision)
 
 
 def read_case(case: Case, args: argparse.Namespace, enhancer: Enhancer) -> Scan:

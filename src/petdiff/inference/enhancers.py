@@ -33,6 +33,8 @@ from petdiff.inference.settings import (
     SamplingSettings,
     apply_warm_start,
     check_batch_size,
+    network_precision,
+    resolve_precision,
     resolve_seeds,
     sampling_settings,
 )
@@ -57,7 +59,7 @@ class Enhancer(Protocol):
     def settings(self, method: str | None = None, samples: int | None = None,
                  seeds: str | int | Sequence[int] | None = None, sampler: str | None = None,
                  steps: int | None = None, warm_start: float | None = None, batch_size: int = 32,
-                 antithetic: bool | None = None) -> SamplingSettings:
+                 antithetic: bool | None = None, precision: str = "float32") -> SamplingSettings:
         """The run's settings, resolved once."""
 
     def dose_level(self, centre: torch.Tensor) -> torch.Tensor:
@@ -134,12 +136,14 @@ class PairEnhancer(_Normalised):
     def settings(self, method: str | None = None, samples: int | None = None,
                  seeds: str | int | Sequence[int] | None = None, sampler: str | None = None,
                  steps: int | None = None, warm_start: float | None = None, batch_size: int = 32,
-                 antithetic: bool | None = None, **overrides: Any) -> SamplingSettings:
+                 antithetic: bool | None = None, precision: str = "float32", **overrides: Any) -> SamplingSettings:
         """Resolve the settings once: the residual sidecar's `sampling` section, then these arguments."""
         method = _check_method(method or self.methods[-1], self.methods, f"{self.regression_model.path.name}")
         batch_size = check_batch_size(batch_size)
+        precision = resolve_precision(precision, self.device)
         if method == "mean":
-            return SamplingSettings(method="mean", samples=0, seeds=(), sampler="none", batch_size=batch_size)
+            return SamplingSettings(method="mean", samples=0, seeds=(), sampler="none", batch_size=batch_size,
+                                    precision=precision)
         samples, seed_list = resolve_seeds(samples, seeds, self.spec.default_samples)
         name, opts = sampling_settings(self.spec.sampling, self.residual_model.net, sampler, steps, overrides)
         apply_warm_start(opts, warm_start)
@@ -148,7 +152,8 @@ class PairEnhancer(_Normalised):
         if antithetic and samples % 2:
             raise ValueError(f"antithetic: pairs of samples need an even --samples, found {samples}")
         return SamplingSettings(method="posterior", samples=samples, seeds=seed_list, sampler=name, options=opts,
-                                warm_start=warm_start, batch_size=batch_size, antithetic=bool(antithetic))
+                                warm_start=warm_start, batch_size=batch_size, antithetic=bool(antithetic),
+                                precision=precision)
 
     def dose_level(self, centre: torch.Tensor) -> torch.Tensor:
         """N_low = Σ s_j λ_j of the tile (old snapshots) or its peak density ρ (scan models), (B,)."""
@@ -184,6 +189,13 @@ class PairEnhancer(_Normalised):
         f = torch.full((low.shape[0],), float(fraction), device=low.device)
         condition, scale = self.to_network(low, f)
         labels = self._labels(low[:, self.spec.context:self.spec.context + 1], f)
+        nets = [m.net for m in (self.regression_model, self.residual_model) if m is not None]
+        with network_precision(nets, settings.precision):
+            return self._run(condition, scale, labels, settings, seeds)
+
+    def _run(self, condition: torch.Tensor, scale: torch.Tensor, labels: torch.Tensor, settings: SamplingSettings,
+             seeds: Sequence[int]) -> Outputs:
+        """The networks on normalised tiles (see `run`)."""
         with torch.no_grad():
             mu = self.regression_model.net(condition, class_labels=labels)
         out = {"regression": self.from_network(mu, scale)}
@@ -222,7 +234,7 @@ class DenoiserEnhancer(_Normalised):
     def settings(self, method: str | None = None, samples: int | None = None,
                  seeds: str | int | Sequence[int] | None = None, sampler: str | None = None,
                  steps: int | None = None, warm_start: float | None = None, batch_size: int = 32,
-                 antithetic: bool | None = None, **overrides: Any) -> SamplingSettings:
+                 antithetic: bool | None = None, precision: str = "float32", **overrides: Any) -> SamplingSettings:
         """Resolve the settings once: the sidecar's `sampling` section, then these arguments (independent samples)."""
         _check_method(method or "denoiser", self.methods, "a single denoiser network")
         if antithetic:
@@ -231,7 +243,8 @@ class DenoiserEnhancer(_Normalised):
         name, opts = sampling_settings(self.spec.sampling, self.model.net, sampler, steps, overrides)
         apply_warm_start(opts, warm_start)
         return SamplingSettings(method="denoiser", samples=samples, seeds=seed_list, sampler=name, options=opts,
-                                warm_start=warm_start, batch_size=check_batch_size(batch_size))
+                                warm_start=warm_start, batch_size=check_batch_size(batch_size),
+                                precision=resolve_precision(precision, self.device))
 
     def estimate_counts_per_unit(self, tiles: torch.Tensor, fraction: float) -> float | None:
         """None: a single denoiser has no count-level estimator."""
@@ -247,7 +260,7 @@ class DenoiserEnhancer(_Normalised):
         f = torch.full((low.shape[0],), float(fraction), device=low.device)
         condition, scale = self.to_network(low, f)
         net = self.model.net
-        with torch.no_grad():
+        with torch.no_grad(), network_precision([net], settings.precision):
             ensemble = posterior_ensemble(lambda c: denoiser(net, condition=c), condition, list(seeds),
                                           image_channels=net.img_channels, sampler=settings.sampler,
                                           batch_size=settings.batch_size, keep_samples=True, **settings.options)
