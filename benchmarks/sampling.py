@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from petdiff.diffusion import EDM_REFERENCE_SAMPLING, SAMPLERS, StackedRandomGenerator, sample
+from petdiff.diffusion.samplers import ODE_SOLVERS
 
 REFERENCE_SECONDS_PER_SLICE = {"57.1M_params_edm_60_steps": 40.0, "3.6M_params_edm_60_steps": 3.7}
 # The yardstick of the speed targets: one posterior sample of the reference recipe with a 32-channel ADM network
@@ -185,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pairs", default=None, help="pair file with full_dose / low_dose arrays (quality part)")
     p.add_argument("--slices", type=int, default=8, help="slices for the quality part")
     p.add_argument("--steps", default="5,8,10,14,20,30,40", help="fewer-step counts to time / evaluate")
-    p.add_argument("--solvers", default=",".join(SAMPLERS), help="solvers to time / evaluate")
+    p.add_argument("--solvers", default=",".join(ODE_SOLVERS), help="solvers to time / evaluate")
     p.add_argument("--repeats", type=int, default=10, help="timed denoiser evaluations per batch size")
     p.add_argument("--tolerance-db", type=float, default=0.2)
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
