@@ -48,10 +48,13 @@ def test_chunks_and_slabs_do_not_change_the_statistics(scan_pair):
 def test_callback_sees_every_sample_once(scan_pair):
     low = torch.poisson(torch.full((3, 1, 16, 16), 30.0), generator=torch.Generator().manual_seed(1))
     seen = []
+    kept = enhance_volume(scan_pair, low, 0.25, scan_pair.settings(samples=4), keep_samples=True)
     out = enhance_volume(scan_pair, low, 0.25, scan_pair.settings(samples=4, batch_size=2), slab=2,
-                         callback=lambda k, x: seen.append((k, x.shape[0])))
-    assert sorted(seen) == [(k, n) for k in range(4) for n in (1, 2)]
-    assert out.std.shape == low.shape
+                         callback=lambda k, rows, x: seen.append((k, list(rows), x)))
+    assert sorted((k, rows) for k, rows, _ in seen) == [(k, rows) for k in range(4) for rows in ([0, 1], [2])]
+    for k, rows, x in seen:  # the callback sees what keep_samples keeps
+        torch.testing.assert_close(x, kept.samples[k, rows], rtol=1e-5, atol=1e-5)
+    assert out.std.shape == low.shape and out.samples is None
 
 
 def test_bad_volume_is_refused(scan_pair):

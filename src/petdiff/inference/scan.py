@@ -117,7 +117,7 @@ def enhance_scan(enhancer: Enhancer, scan: Scan, settings: SamplingSettings, cou
 
     `scan.fraction` (low / full dose) is required; `pixel_size` (dy, dx) mm overrides the scan's (arrays
     without geometry are taken to be on the model's pixel size unless it is given); `progress(done, total)` is
-    called after each batch of network inputs; `callback(k, sample)` sees each posterior sample (input grid
+    called after each batch of network inputs; `callback(k, slices, sample)` sees each posterior sample (input grid
     and units, a slab of slices at a time) without storing them; `keep_samples` keeps them all.
     """
     where = str(scan.source) if scan.source is not None else "scan"
@@ -139,7 +139,8 @@ def enhance_scan(enhancer: Enhancer, scan: Scan, settings: SamplingSettings, cou
         """Model grid, full-dose counts → the input's grid and units."""
         return from_model_grid(x, (h, w), scan.units) * back
 
-    result = enhance_volume(enhancer, grid * k, fraction, settings, to_output=to_input, keep_samples=keep_samples,
+    low_counts = grid * k if k != 1 else grid
+    result = enhance_volume(enhancer, low_counts, fraction, settings, to_output=to_input, keep_samples=keep_samples,
                             callback=callback, progress=progress, max_pixels=max_pixels)
     if result.empty:
         notes.append(f"slice(s) {_ranges(list(result.empty))} are all zero: their outputs are 0 (not enhanced)")

@@ -100,8 +100,10 @@ def enhance_volume(enhancer: Enhancer, low: torch.Tensor, fraction: float, setti
     seeds = list(settings.seeds) if settings.method != "mean" else []
     chunks = _seed_chunks(seeds, settings.batch_size) if seeds else [[]]
     out_shape = to_output(low[:1]).shape[1:]
-    stats = PosteriorStats((n, *out_shape), len(seeds), keep=keep_samples, callback=callback) if seeds else None
     regression = torch.zeros((n, *out_shape)) if "regression" in _outputs(settings) else None
+    mean = torch.zeros((n, *out_shape)) if seeds else regression
+    std = torch.zeros((n, *out_shape)) if len(seeds) >= 2 else None
+    samples = torch.zeros((len(seeds), n, *out_shape)) if keep_samples and seeds else None
     levels: list[torch.Tensor] = []
     total, done = len(live) * per_slice * len(chunks), 0
     k = spec.context
@@ -127,20 +129,25 @@ def enhance_volume(enhancer: Enhancer, low: torch.Tensor, fraction: float, setti
     for start in range(0, len(live), slab):
         rows = live[start:start + slab]
         stack = context_stack(low, rows, k, independent)
+        stats = PosteriorStats((len(rows), *out_shape), len(seeds))  # per slab: bounded float64 accumulators
         for c, chunk in enumerate(chunks):
             blended = sliding_window(lambda t, chunk=chunk: run(t, chunk), stack, tile, overlap or 0.5, "gaussian",
                                      TILES_PER_CALL if overlap is not None else slab)
             if c == 0 and regression is not None:
                 regression[rows] = to_output(blended["regression"])
             for j, seed_index in enumerate(range(sum(map(len, chunks[:c])), sum(map(len, chunks[:c + 1])))):
-                stats.update(seed_index, rows, to_output(blended["samples"][:, j:j + 1]))
+                x = to_output(blended["samples"][:, j:j + 1]).float()
+                stats.update(x)
+                if samples is not None:
+                    samples[seed_index, rows] = x
+                if callback is not None:
+                    callback(seed_index, rows, x)
+        if seeds:
+            mean[rows], slab_std = stats.result()
+            if std is not None:
+                std[rows] = slab_std
     levels_all = torch.cat(levels) if levels else torch.zeros(0)
     _warn_outside_training(enhancer, fraction, levels_all)
-    if stats is None:
-        mean, std, samples = regression, None, None
-    else:
-        mean, std = stats.result()
-        samples = stats.kept
     return VolumeEnhancement(mean=mean, std=std, regression=regression, samples=samples,
                              levels=levels_all, tile=tile,
                              tiles_per_slice=per_slice, overlap=overlap, empty=empty)
