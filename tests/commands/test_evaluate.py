@@ -43,6 +43,8 @@ def test_evaluate_with_a_tiny_network(tmp_path, snapshot, capsys):
     psnr = main["methods"]["full_dose_mlem"]["vs_truth"]["psnr"]
     assert psnr["n"] == 3 and psnr["mean"] > 10
     assert "vs_full_dose" not in main["methods"]["full_dose_mlem"]  # not compared with itself
+    if main["lesions"] is not None:  # procedural phantoms with hot lesions: SUVmax / MTV errors for every method
+        assert set(main["lesions"]) == set(main["methods"]) and "mtv_ml" in main["lesions"]["posterior_mean"]
     assert set(main["methods"]["posterior_mean"]["regions"]) >= {"grey_matter", "white_matter"}
     calib = main["calibration"]["vs_full_dose"]
     assert calib["samples_0.5_expected"] == pytest.approx(0.25)  # c·(K−1)/(K+1) with K = 3

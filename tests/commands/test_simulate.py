@@ -51,3 +51,23 @@ def test_simulate_mixed_phantoms_with_random_contrast(tmp_path):
     assert ds.meta["phantoms"] == "mixed" and ds.meta["random_contrast"] == 0.5 and len(ds) == 6
     item = ds[0]
     assert item["truth"].shape == (1, 32, 32) and 1e5 <= float(item["counts"]) <= 1e6
+
+
+def test_simulate_scans_writes_2p5d_patches_with_their_density_and_recon_ranges(tmp_path):
+    import torch
+
+    from petdiff.data.normalization import Normalizer
+    from petdiff.models.dose import peak_density
+
+    out = tmp_path / "scans.npz"
+    assert main(["simulate", "--phantoms", "scans", "--n", "6", "--batch", "6", "--seed", "3", "--out", str(out)]) == 0
+    ds = PairFileDataset(out)
+    assert len(ds) == 6 and ds.meta["phantoms"] == "scans" and ds.meta["context"] == 1
+    assert ds.meta["simulation"]["pixel_size_mm"] == [1.5, 4.5]
+    item = ds[0]
+    assert item["low_dose"].shape == (3, 64, 64) and item["truth"].shape == (1, 64, 64)
+    assert 1.5 <= float(item["pixel_size"]) <= 4.5 and 0.02 <= float(item["fraction"]) <= 0.6
+    # The stored density is the peak low-dose counts per pixel of the stored (un-normalised) patch.
+    low = Normalizer().invert(item["low_dose"][None], (item["scale"] * item["fraction"]).reshape(1))
+    assert float(item["density"]) == pytest.approx(float(peak_density(low)), rel=1e-4)
+    assert torch.isfinite(item["truth"]).all() and float(item["truth"].min()) >= -1.0 - 1e-6

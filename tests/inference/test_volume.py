@@ -3,18 +3,10 @@
 import pytest
 import torch
 
+from petdiff.inference.context import with_context
 from petdiff.inference.enhancers import load_enhancer
-from petdiff.inference.volume import _seed_chunks, context_stack, enhance_volume, network_tile
+from petdiff.inference.volume import _seed_chunks, enhance_volume, network_tile
 from tests.conftest import save_scan_pair
-
-
-def test_context_stack_replicates_at_the_ends():
-    vol = torch.arange(5.0).view(5, 1, 1, 1).expand(5, 1, 2, 2)
-    stack = context_stack(vol, [0, 2, 4], k=2)
-    assert stack.shape == (3, 5, 2, 2)
-    assert stack[:, :, 0, 0].tolist() == [[0, 0, 0, 1, 2], [0, 1, 2, 3, 4], [2, 3, 4, 4, 4]]
-    assert context_stack(vol, [3], k=1, independent=True)[0, :, 0, 0].tolist() == [3, 3, 3]
-    assert context_stack(vol, [1], k=0).shape == (1, 1, 2, 2)
 
 
 def test_network_tile_whole_when_it_fits_else_tiles():
@@ -57,6 +49,15 @@ def test_callback_sees_every_sample_once(scan_pair):
     assert out.std.shape == low.shape and out.samples is None
 
 
+def test_context_stacks_given_directly_match_the_volume(scan_pair):
+    low = torch.poisson(torch.full((4, 1, 16, 16), 30.0), generator=torch.Generator().manual_seed(2))
+    settings = scan_pair.settings(samples=2)
+    volume = enhance_volume(scan_pair, low, 0.25, settings)
+    stacks = enhance_volume(scan_pair, with_context(low, 1), 0.25, settings)
+    torch.testing.assert_close(stacks.mean, volume.mean)
+    torch.testing.assert_close(stacks.std, volume.std)
+
+
 def test_bad_volume_is_refused(scan_pair):
-    with pytest.raises(ValueError, match=r"\(N, 1, H, W\)"):
-        enhance_volume(scan_pair, torch.ones(2, 3, 16, 16), 0.25, scan_pair.settings("mean"))
+    with pytest.raises(ValueError, match=r"\(N, 1, H, W\) or context stacks \(N, 3, H, W\)"):
+        enhance_volume(scan_pair, torch.ones(2, 2, 16, 16), 0.25, scan_pair.settings("mean"))

@@ -56,8 +56,10 @@ def test_counts_units_and_refused_units(tmp_path, pet_values):
     write_pet_series(tmp_path / "c", pet_values, units="CNTS")
     assert read_dicom_series(tmp_path / "c").units == "counts"
     write_pet_series(tmp_path / "g", pet_values, units="GML")
-    with pytest.raises(ValueError, match=r"Units \(0054,1001\): expected BQML or CNTS, found 'GML'"):
-        read_dicom_series(tmp_path / "g")
+    assert read_dicom_series(tmp_path / "g").units == "SUV"  # g/mL: SUVbw already
+    write_pet_series(tmp_path / "p", pet_values, units="PCNT")
+    with pytest.raises(ValueError, match=r"Units \(0054,1001\): expected BQML, CNTS or GML, found 'PCNT'"):
+        read_dicom_series(tmp_path / "p")
     with pytest.raises(ValueError, match="SUV needs activity concentrations"):
         read_dicom_series(tmp_path / "c", units="SUV")
 
@@ -68,7 +70,8 @@ def test_non_pet_and_non_dicom_files_are_skipped_with_a_note(tmp_path, pet_value
     (tmp_path / "s" / "README.txt").write_text("hello")
     scan = read_scan(tmp_path / "s")
     assert scan.shape == (4, 6, 5)
-    assert sum("Modality CT" in n for n in scan.notes) == 2 and any("not a DICOM file" in n for n in scan.notes)
+    assert sum("CT, 'PET AC', 2 files): skipped (not a PET image series)" in n for n in scan.notes) == 1
+    assert any("not a DICOM file" in n for n in scan.notes)
 
 
 def test_several_series_are_refused_unless_one_is_chosen(tmp_path, pet_values):

@@ -24,3 +24,24 @@ def test_scalars_broadcast_to_the_batch():
 def test_bad_doses_are_refused(counts, fraction, field):
     with pytest.raises(ValueError, match=field):
         dose_labels(counts, fraction)
+
+
+def test_peak_density_is_the_smoothed_peak_of_the_centre_slice_in_counts_per_pixel():
+    from petdiff.models.dose import density_from_labels, density_labels, peak_density
+
+    low = torch.zeros(2, 3, 32, 32)
+    low[0, 1] = 40.0  # a flat slice: the smoothed peak is its value
+    low[1, 1, 8:24, 8:24] = 7.0
+    low[1, 0] = 1000.0  # neighbours do not count
+    assert torch.allclose(peak_density(low), torch.tensor([40.0, 7.0]), rtol=1e-5)
+    labels = density_labels(low)
+    assert labels.shape == (2, 1)
+    assert torch.allclose(labels[:, 0], torch.log10(torch.tensor([40.0, 7.0])) - 1.0, atol=1e-6)
+    assert torch.allclose(density_from_labels(labels), torch.tensor([40.0, 7.0]), rtol=1e-5)
+
+
+def test_density_label_of_an_empty_tile_is_the_floor_not_minus_infinity():
+    from petdiff.models.dose import density_labels
+
+    labels = density_labels(torch.zeros(1, 1, 16, 16))
+    assert torch.isfinite(labels).all() and float(labels) == pytest.approx(-4.0)

@@ -223,3 +223,64 @@ def test_a_residual_run_needs_a_regression_snapshot(tmp_path):
                    f"+loss.mean_network={plain}"), quiet=True)
     with pytest.raises(ValueError, match=r"loss\.kind"):
         train(_cfg(tmp_path, "+loss.kind=adversarial"), quiet=True)
+
+
+def _tiny_scan_pairs(path: Path, n: int = 24) -> Path:
+    from petdiff.commands.simulate import scan_meta
+    from petdiff.data.pair_file import write_pairs
+    from petdiff.data.scan_pairs import ScanPairSimulator, ScanSimulation
+
+    simulator = ScanPairSimulator(ScanSimulation(grid=32, patch=16, patches_per_slab=2))
+    g = torch.Generator().manual_seed(0)
+    c = (torch.arange(32) + 0.5) / 16 - 1
+    disc = ((c[None, :] ** 2 + c[:, None] ** 2) <= 0.4).float()
+
+    def chunks():
+        while True:
+            activity = disc * (1 + torch.rand(4, 3, 1, 1, generator=g))
+            yield simulator(activity, torch.full((4,), 3.0), g)
+
+    return write_pairs(path, chunks(), n, {"phantoms": "test", **scan_meta()})
+
+
+def test_scan_runs_make_a_2p5d_regression_a_residual_and_a_count_level_estimator(tmp_path):
+    from petdiff.models.count_level import CountLevelNet
+    from petdiff.models.regression import RegressionUNet
+
+    pairs = _tiny_scan_pairs(tmp_path / "scans.npz")
+    common = ["network.overrides.model_channels=8", "data.resolution=16", f"data.path={pairs}", "run.kimg=0.016",
+              "run.batch=4", "run.tick=0.008", "run.snapshot_ticks=2", "run.device=cpu", f"run.run_dir={tmp_path}"]
+    tiny = [*common, "network.overrides.channel_mult=[1,2]", "network.overrides.num_blocks=1"]
+    mean_dir = train(config.load_config("pet_regression_scan", [*tiny, "run.desc=reg"]), quiet=True)
+    snapshot = mean_dir / checkpoint.snapshot_name(0)
+    net, meta = checkpoint.load_network(snapshot, build_network)
+    assert isinstance(net, RegressionUNet) and net.cond_channels == 3 and meta["label_dim"] == 1
+    assert meta["data"]["context"] == 1 and meta["data"]["dose_labels"] == "density"
+    assert meta["data"]["pixel_size_mm"] is None and meta["data"]["pixel_size_range_mm"] == [1.5, 4.5]
+    assert net(torch.zeros(1, 3, 40, 24), class_labels=torch.zeros(1, 1)).shape == (1, 1, 40, 24)  # any size
+
+    residual_dir = train(config.load_config("pet_residual_scan", [*tiny, "run.desc=res",
+                                                                  f"loss.mean_network={snapshot}"]), quiet=True)
+    meta = checkpoint.read_network_metadata(residual_dir / checkpoint.snapshot_name(0))
+    assert meta["role"] == "residual" and meta["cond_channels"] == 4 and meta["residual_std"] > 0
+
+    count_dir = train(config.load_config("pet_count_level_scan", [*common, "run.desc=count"]), quiet=True)
+    estimator, meta = checkpoint.load_network(count_dir / checkpoint.snapshot_name(0), build_network)
+    assert isinstance(estimator, CountLevelNet) and meta["role"] == "count_level"
+    losses = [json.loads(line)["loss"]["mean"] for line in (count_dir / "stats.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(losses))
+
+
+def test_a_density_label_run_refuses_a_pair_file_without_densities(tmp_path):
+    old = tmp_path / "old.npz"
+    from petdiff.data.pair_file import write_pairs
+    from petdiff.data.pairs import PairSimulator
+    from petdiff.phantoms import procedural_phantoms
+    from petdiff.physics import Projector
+
+    sim = PairSimulator(Projector(16), n_iter=2)
+    write_pairs(old, iter([sim(procedural_phantoms(8, 16, generator=0).activity)]), 8, {"resolution": 16})
+    with pytest.raises(ValueError, match="density"):
+        train(config.load_config("pet_regression_scan", [f"data.path={old}", "data.resolution=16", "run.kimg=0.004",
+                                                         "run.batch=4", f"run.run_dir={tmp_path}",
+                                                         "network.overrides.model_channels=8"]), quiet=True)

@@ -16,6 +16,7 @@ unit of a concentration holds (the noise level); without it an estimate is used 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -23,9 +24,12 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from petdiff.commands.cases import Case, expand_inputs
 from petdiff.commands.enhance_outputs import format_table, write_case, write_summary
 from petdiff.commands.help import DefaultsFormatter
+from petdiff.commands.lesion_report import case_lesions, lesion_rows, lesions_csv
 from petdiff.commands.progress import Progress
 from petdiff.inference.enhancers import Enhancer, load_enhancer
 from petdiff.inference.scan import enhance_scan
@@ -33,7 +37,7 @@ from petdiff.inference.settings import PRECISIONS, SamplingSettings
 from petdiff.inference.spec import DEFAULT_PIXEL_SIZE_MM
 from petdiff.io import UNITS, Scan, read_array_scan, read_scan, scaling_affine
 from petdiff.physics import Geometry
-from petdiff.recon import reconstruct
+from petdiff.recon import MLEM_ITERATIONS, reconstruct
 from petdiff.utils.io import check_output_folder
 
 PROG = "petdiff enhance"
@@ -84,6 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sinogram", action="store_true", help="the inputs are low-dose sinograms (MLEM first)")
     p.add_argument("--n-iter", type=int, default=None, help="MLEM iterations for sinograms (default: training's)")
     p.add_argument("--keep-samples", action="store_true", help="also store the K samples in enhanced.npz")
+    lesions = p.add_argument_group("lesion report (OUTDIR/<case>/lesions.csv)")
+    lesions.add_argument("--lesions", default=None, metavar="MASK",
+                         help="a NIfTI label map, DICOM SEG or RT-STRUCT on the scan's frame of reference (one case), "
+                              "or a folder of masks named <case>.nii.gz / <case>.dcm / <case>/")
+    lesions.add_argument("--hotspots", type=int, default=None, metavar="N",
+                         help="instead of a mask: the N hottest connected regions of the enhanced mean")
+    lesions.add_argument("--hotspot-threshold", type=float, default=None, metavar="T",
+                         help="with --hotspots: the value (in the output units) a region's voxels reach")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
     return p
 
@@ -96,6 +108,15 @@ def _check_args(args: argparse.Namespace) -> None:
             raise ValueError(f"--{name.replace('_', '-')}: expected an integer >= 1, found {value}")
     if not 0 < args.fraction <= 1:
         raise ValueError(f"--fraction: expected a dose fraction in (0, 1], found {args.fraction}")
+    if args.lesions is not None and args.hotspots is not None:
+        raise ValueError("--lesions and --hotspots: expected one way to find the lesions, found both")
+    if args.hotspots is not None and (args.hotspots < 1 or args.hotspot_threshold is None):
+        raise ValueError(f"--hotspots: expected N >= 1 with --hotspot-threshold T, found N={args.hotspots}, "
+                         f"T={args.hotspot_threshold}")
+    if args.hotspot_threshold is not None and args.hotspots is None:
+        raise ValueError("--hotspot-threshold: expected --hotspots N with it, found none")
+    if args.lesions is not None and not Path(args.lesions).exists():
+        raise ValueError(f"--lesions {args.lesions}: expected a mask file or a folder of masks, found nothing")
     if args.method == "mean" and (args.samples or args.seeds or args.warm_start or args.keep_samples):
         raise ValueError("--method mean: one regression pass draws no samples; drop --samples / --seeds / "
                          "--warm-start / --keep-samples")
@@ -120,7 +141,7 @@ def read_case(case: Case, args: argparse.Namespace, enhancer: Enhancer) -> Scan:
         if tuple(sinos.images.shape[-2:]) != tuple(expected):
             raise ValueError(f"{case.path}: expected sinograms (n_angles, n_bins) = {tuple(expected)} for the "
                              f"network's {res}×{res} geometry, found {tuple(sinos.images.shape[-2:])}")
-        recon = reconstruct(sinos.images[:, 0], res, args.n_iter or spec.n_iter)
+        recon = reconstruct(sinos.images[:, 0], res, args.n_iter or spec.n_iter or MLEM_ITERATIONS)
         model_px = spec.pixel_size or spec.model_pixel_size((DEFAULT_PIXEL_SIZE_MM, DEFAULT_PIXEL_SIZE_MM))
         size = (1.0, *model_px)
         return Scan(images=recon, units="counts", voxel_size=size, affine=scaling_affine(size),
@@ -143,18 +164,29 @@ def run_case(case: Case, index: int, total: int, enhancer: Enhancer, settings: S
     if args.voxel_size is not None or args.sinogram:
         pixel_size = scan.pixel_size
     progress = Progress(label)
+    report = args.lesions is not None or args.hotspots is not None
     try:
         result = enhance_scan(enhancer, scan, settings, counts_per_unit=args.counts_per_unit, pixel_size=pixel_size,
-                              keep_samples=args.keep_samples, progress=progress.update)
+                              keep_samples=args.keep_samples or report, progress=progress.update)
     finally:
         progress.close()
+    lesions = None
+    if report:
+        lesions_mask = case_lesions(scan, result, None if args.lesions is None else Path(args.lesions), total,
+                                    case.name, args.hotspots, args.hotspot_threshold)
+        lesions = lesions_csv(lesion_rows(case.name, scan, result, lesions_mask))
+        count = len(set(np.unique(lesions_mask.labels).tolist()) - {0})
+        print(f"{PROG}: {case.name}: {count} lesion(s) from the {lesions_mask.kind} → lesions.csv", file=sys.stderr,
+              flush=True)
+        if not args.keep_samples:
+            result = dataclasses.replace(result, samples=None)
     for note in result.report["notes"]:
         print(f"{PROG}: {case.name}: {note}", file=sys.stderr, flush=True)
     meta = {"input": str(case.path), "case": case.name, "kind": "sinogram" if args.sinogram else scan.kind,
             "networks": [str(m.path) for m in enhancer.models], "model": enhancer.spec.as_dict(),
             "reader_notes": list(scan.notes),
             "suv": scan.suv.describe() if scan.suv is not None else None, **result.report}
-    written = write_case(out / case.name, scan, result, meta)
+    written = write_case(out / case.name, scan, result, meta, lesions)
     n, h, w = scan.shape
     return {"case": case.name, "status": "ok", "method": settings.method, "units": scan.units,
             "shape": f"{n}x{h}x{w}", "message": f"{len(written)} outputs", "output": str(out / case.name)}

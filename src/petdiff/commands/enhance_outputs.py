@@ -6,6 +6,7 @@ Per case, on the input's grid and in its units:
   enhanced.npz   mean, std, regression, input (N, 1, H, W), samples (K, N, 1, H, W) with --keep-samples,
                  affine, seeds, fraction, meta (JSON: the report of enhance_scan, network, input)
   enhanced.png   input, posterior mean and std for up to three slices
+  lesions.csv    per-lesion numbers with --lesions / --hotspots (`petdiff.commands.lesion_report`)
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from petdiff.io import Scan, write_scan
 from petdiff.utils.io import atomic_save_npz, atomic_write, staged_outputs
 
 CASE_OUTPUTS = ("mean.nii.gz", "std.nii.gz", "regression.nii.gz", "enhanced.npz", "enhanced.png", "mean_dicom",
-                "std_dicom")
+                "std_dicom", "lesions.csv")
 PANEL_SLICES = 3
 SUMMARY = "summary.csv"
 SUMMARY_FIELDS = ("case", "status", "method", "units", "shape", "seconds", "message", "input", "output")
@@ -51,9 +52,14 @@ def _panel(scan: Scan, result: ScanEnhancement) -> bytes:
                              input_title=title, mean_title=mean_title)
 
 
-def write_case(folder: Path, scan: Scan, result: ScanEnhancement, meta: dict[str, Any]) -> list[str]:
-    """Write one case's outputs into `folder` together (an earlier run's set is replaced whole); returns the names."""
+def write_case(folder: Path, scan: Scan, result: ScanEnhancement, meta: dict[str, Any],
+               lesions: str | None = None) -> list[str]:
+    """Write one case's outputs (and lesions.csv text) into `folder` together (an earlier run's set is replaced
+    whole); returns the names."""
     with staged_outputs(folder, replaces=CASE_OUTPUTS) as stage:
+        if lesions is not None:
+            with atomic_write(stage / "lesions.csv", "w") as f:
+                f.write(lesions)
         write_scan(result.mean, stage / "mean.nii.gz", "petdiff posterior mean")
         if result.std is not None:
             write_scan(result.std, stage / "std.nii.gz", "petdiff posterior std")

@@ -21,6 +21,7 @@ from petdiff.data.pair_file import write_pairs
 from petdiff.data.pairs import PairSimulator
 from petdiff.data.scan_pairs import ScanPairSimulator, ScanSimulation
 from petdiff.data.sources import phantom_source
+from petdiff.phantoms.scan_slabs import scan_slabs
 from petdiff.physics import Projector
 from petdiff.utils.io import check_output_file, staged_outputs
 
@@ -124,18 +125,19 @@ def scan_meta() -> dict:
 
 def _scan_chunks(args: argparse.Namespace, generator: torch.Generator):
     """Scan-like patches (ScanPairs), `args.batch` slabs of brain / whole-body / label-field anatomy at a time."""
-    from petdiff.phantoms.slabs import scan_slabs
-
     simulator = ScanPairSimulator(ScanSimulation(), device=args.device)
     settings = simulator.settings
     slabs_per_chunk = max(1, args.batch // settings.patches_per_slab)
     with tqdm(total=args.n, unit="pair", disable=not sys.stderr.isatty()) as bar:
-        done = 0
+        done, chunk = 0, 0
         while done < args.n:
             pixel_mm, slice_mm = simulator.draw_geometry(slabs_per_chunk, generator)
-            slabs = scan_slabs(slabs_per_chunk, settings.grid, pixel_mm, slice_mm, settings.context, generator,
-                               device=args.device)
-            pairs = simulator(slabs.activity, pixel_mm, generator)
+            # Every other chunk: the pixel size at which the grid's field of view holds the anatomy (a whole body or
+            # head); the others: any pixel size, the grid then showing part of a body (a fine-grid whole-body scan).
+            slabs = scan_slabs(slabs_per_chunk, settings.grid, None if chunk % 2 == 0 else pixel_mm, slice_mm,
+                               settings.context, generator, device=args.device)
+            pairs = simulator(slabs.activity, slabs.pixel_size_mm.cpu(), generator)
+            chunk += 1
             done += pairs.full_dose.shape[0]
             bar.update(pairs.full_dose.shape[0])
             yield pairs

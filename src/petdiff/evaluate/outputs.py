@@ -71,6 +71,7 @@ def result_json(result: DoseResult) -> dict[str, Any]:
         "best_baseline": result.best_baseline,
         "methods": result.summary,
         "calibration": result.calibration,
+        "lesions": result.lesions,
         "per_slice_psnr_vs_truth": {name: entry["vs_truth"]["psnr"] for name, entry in result.per_slice.items()},
     }
 

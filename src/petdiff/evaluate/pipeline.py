@@ -16,11 +16,12 @@ from typing import Any
 import torch
 
 from petdiff.evaluate.baselines import BaselineSettings, run_baselines, tune_baselines
+from petdiff.evaluate.lesion_scores import lesion_errors
 from petdiff.evaluate.masks import head_mask
 from petdiff.evaluate.scans import Phantoms, Scans, simulate_scans
 from petdiff.evaluate.scoring import aggregate, best_baseline, score_images, score_posterior
 from petdiff.inference.enhancers import Enhancer
-from petdiff.inference.volume import VolumeEnhancement, enhance_slices
+from petdiff.inference.volume import VolumeEnhancement, enhance_volume
 from petdiff.physics import Projector
 from petdiff.recon import MLEM_ITERATIONS, mlem
 
@@ -39,6 +40,7 @@ class DoseResult:
     best_baseline: str
     std: torch.Tensor | None = None  # posterior std (B, 1, H, W)
     calibration: dict[str, dict[str, float]] | None = None
+    lesions: dict[str, dict] | None = None  # lesion_scores.lesion_errors: SUVmax / MTV relative errors per method
 
 
 @dataclass
@@ -54,17 +56,18 @@ class Evaluation:
 
 def _enhance(
     enhancer: Enhancer, low: torch.Tensor, recon: torch.Tensor, n_iter: int,
-    projector: Projector, fraction: float, options: dict[str, Any],
+    projector: Projector, fraction: float, options: dict[str, Any], adjacent: bool = False,
 ) -> VolumeEnhancement:
-    """The model's outputs for low-dose scans (each slice on its own), conditioned on MLEM with the iterations
-    the networks were trained on (`recon`, the n_iter-iteration image in low-dose counts, is reused when those
-    agree). The enhancer's fullest method runs: a pair's posterior (or its regression alone), a denoiser's."""
-    trained = enhancer.spec.n_iter
+    """The model's outputs for low-dose scans, conditioned on MLEM with the iterations the networks were trained
+    on (`recon`, the n_iter-iteration image in low-dose counts, is reused when those agree; scan models saw many:
+    the evaluation's own). Adjacent slices of one volume go in with their 2.5D context, else each slice on its own.
+    The enhancer's fullest method runs: a pair's posterior (or its regression alone), a denoiser's."""
+    trained = enhancer.spec.n_iter or n_iter
     if trained != n_iter:
         recon = mlem(low, projector, n_iter=trained)
     method = enhancer.methods[-1]
     settings = enhancer.settings(method, **({} if method == "mean" else options))
-    return enhance_slices(enhancer, recon, fraction, settings, keep_samples=method != "mean")
+    return enhance_volume(enhancer, recon, fraction, settings, independent=not adjacent, keep_samples=method != "mean")
 
 
 def evaluate_scans(
@@ -92,6 +95,8 @@ def evaluate_scans(
     n = activity.shape[0]
     full_recon, noiseless = both[:n], both[n:]
     evaluation = Evaluation(phantoms, scans, mask, model_info=model_info(model))
+    ids = list(phantoms.indices)
+    adjacent = phantoms.source != "procedural" and ids == list(range(ids[0], ids[0] + len(ids)))
     for fraction in fractions:
         settings = tune_baselines(counts, fraction, resolution, n=tune_n, seed=seed, n_iter=n_iter, device=device)
         log(f"fraction {fraction:g}: early stop at {settings.early_stop_iter} iterations, "
@@ -101,7 +106,7 @@ def evaluate_scans(
         if model is not None:
             options = {"samples": samples, "seeds": [seed + k for k in range(samples)], **(enhance_options or {})}
             recon = images["low_dose_mlem"] * fraction
-            result = _enhance(model, scans.low[fraction], recon, n_iter, projector, fraction, options)
+            result = _enhance(model, scans.low[fraction], recon, n_iter, projector, fraction, options, adjacent)
             if result.regression is not None:
                 images["regression_mean"] = result.regression
             if result.samples is not None:
@@ -114,7 +119,9 @@ def evaluate_scans(
         per_slice = score_images(images, scans.truth, mask, phantoms.regions, phantoms.region_names)
         summary = aggregate(per_slice)
         best = best_baseline(summary, LOW_DOSE_BASELINES)
-        evaluation.results.append(DoseResult(fraction, settings, images, per_slice, summary, best, std, calib))
+        lesions = lesion_errors(images, scans.truth, phantoms.regions, phantoms.region_names)
+        evaluation.results.append(DoseResult(fraction, settings, images, per_slice, summary, best, std, calib,
+                                             lesions))
     return evaluation
 
 

@@ -25,7 +25,6 @@ from types import MappingProxyType
 from typing import Any
 
 from petdiff.diffusion import parse_seeds
-from petdiff.recon.mlem import MLEM_ITERATIONS
 
 ROLES = ("regression", "residual", "denoiser", "count_level")
 ROLE_ALIASES = {"mean": "regression"}  # old snapshots name the regression network's role "mean"
@@ -64,12 +63,13 @@ def _pixel_size(value: Any, where: str) -> tuple[float, float] | None:
     return float(pair[0]), float(pair[1])
 
 
-def _iterations(data: Mapping[str, Any]) -> int:
-    """MLEM iterations of the training reconstructions: data.n_iter (or recon.n_iter) when an integer."""
+def _iterations(data: Mapping[str, Any]) -> int | None:
+    """MLEM iterations of the training reconstructions: data.n_iter (or recon.n_iter) when an integer, else None
+    (scan models saw many reconstructions: the caller's own choice)."""
     for value in (data.get("n_iter"), (data.get("recon") or {}).get("n_iter")):
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
-    return MLEM_ITERATIONS
+    return None
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ class ModelSpec:
     counts_range: tuple[float, float] | None  # full-dose counts per training slice (v1)
     density_range: tuple[float, float] | None  # peak low-dose counts per pixel in training (v2)
     fraction_range: tuple[float, float] | None
-    n_iter: int  # MLEM iterations of the training reconstructions
+    n_iter: int | None  # MLEM iterations of the training reconstructions (None: they varied)
     recon: Mapping[str, Any] = field(default_factory=dict)  # the reconstructions seen in training (v2)
     target: str = "truth"
     residual_std: float | None = None  # σ_r in network units (pairs with a residual network)

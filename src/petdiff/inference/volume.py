@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
+from petdiff.inference.context import context_stack
 from petdiff.inference.enhancers import Enhancer
 from petdiff.inference.posterior import PosteriorStats, SampleCallback
 from petdiff.inference.settings import SamplingSettings
@@ -55,14 +56,6 @@ class VolumeEnhancement:
     empty: tuple[int, ...]  # all-zero slices (not enhanced)
 
 
-def context_stack(volume: torch.Tensor, rows: Sequence[int], k: int, independent: bool = False) -> torch.Tensor:
-    """(len(rows), 2k+1, H, W): slice i with slices i−k … i+k, clamped to the volume (replicate along z)."""
-    n = volume.shape[0]
-    offsets = torch.arange(-k, k + 1)
-    index = torch.as_tensor(list(rows))[:, None] + (0 * offsets if independent else offsets)[None, :]
-    return volume[index.clamp(0, n - 1).flatten(), 0].reshape(len(rows), 2 * k + 1, *volume.shape[-2:])
-
-
 def network_tile(spec_shape: tuple[int, int], whole: bool, multiple: int, shape: tuple[int, int],
                  max_pixels: int) -> tuple[tuple[int, int], float | None]:
     """(input size, overlap or None for whole slices) for slices of `shape` (see the module docstring, 3)."""
@@ -86,27 +79,32 @@ def enhance_volume(enhancer: Enhancer, low: torch.Tensor, fraction: float, setti
                    keep_samples: bool = False, callback: SampleCallback | None = None,
                    progress: Progress | None = None, max_pixels: int = MAX_PIXELS, slab: int = SLAB
                    ) -> VolumeEnhancement:
-    """Enhance a volume (N, 1, H, W) of low-dose counts per pixel at dose fraction f (module docstring)."""
-    if low.ndim != 4 or low.shape[1] != 1:
-        raise ValueError(f"low: expected a volume (N, 1, H, W), found shape {tuple(low.shape)}")
-    low = low.detach().to("cpu", torch.float32)
+    """Enhance a volume (N, 1, H, W) of low-dose counts per pixel at dose fraction f (module docstring).
+
+    `low` may also be stacks (N, 2k+1, H, W) that already hold each slice's context (centre = channel k).
+    """
     spec = enhancer.spec
+    if low.ndim != 4 or low.shape[1] not in (1, spec.channels):
+        raise ValueError(f"low: expected a volume (N, 1, H, W) or context stacks (N, {spec.channels}, H, W), found "
+                         f"shape {tuple(low.shape)}")
+    low = low.detach().to("cpu", torch.float32)
+    k = spec.context
+    stacked = low.shape[1] > 1
     to_output = to_output or (lambda x: x)
-    n, _, h, w = low.shape
+    n, h, w = low.shape[0], *low.shape[-2:]
     tile, overlap = network_tile(spec.resolution, spec.whole_slices, spec.size_multiple, (h, w), max_pixels)
     per_slice = tile_count((h, w), tile, overlap or 0.5)
-    live = [i for i in range(n) if bool(low[i].amax() > 0)]
+    live = [i for i in range(n) if bool(low[i, k if stacked else 0].amax() > 0)]
     empty = tuple(i for i in range(n) if i not in set(live))
     seeds = list(settings.seeds) if settings.method != "mean" else []
     chunks = _seed_chunks(seeds, settings.batch_size) if seeds else [[]]
-    out_shape = to_output(low[:1]).shape[1:]
+    out_shape = to_output(low[:1, :1]).shape[1:]
     regression = torch.zeros((n, *out_shape)) if "regression" in _outputs(settings) else None
     mean = torch.zeros((n, *out_shape)) if seeds else regression
     std = torch.zeros((n, *out_shape)) if len(seeds) >= 2 else None
     samples = torch.zeros((len(seeds), n, *out_shape)) if keep_samples and seeds else None
     levels: list[torch.Tensor] = []
     total, done = len(live) * per_slice * len(chunks), 0
-    k = spec.context
 
     def run(tiles: torch.Tensor, chunk: list[int]) -> dict[str, torch.Tensor]:
         """Enhancer outputs for a batch of tiles; tiles whose centre slice is empty give 0."""
@@ -128,7 +126,7 @@ def enhance_volume(enhancer: Enhancer, low: torch.Tensor, fraction: float, setti
 
     for start in range(0, len(live), slab):
         rows = live[start:start + slab]
-        stack = context_stack(low, rows, k, independent)
+        stack = low[rows] if stacked else context_stack(low, rows, k, independent)
         stats = PosteriorStats((len(rows), *out_shape), len(seeds))  # per slab: bounded float64 accumulators
         for c, chunk in enumerate(chunks):
             blended = sliding_window(lambda t, chunk=chunk: run(t, chunk), stack, tile, overlap or 0.5, "gaussian",

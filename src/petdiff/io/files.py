@@ -13,6 +13,7 @@ import torch
 
 from petdiff.io.arrays import as_slices, check_numeric, read_npy_array, read_npz_array
 from petdiff.io.dicom import read_dicom_series, write_dicom_series
+from petdiff.io.dicom_sniff import looks_like_dicom
 from petdiff.io.nifti import read_nifti, write_nifti
 from petdiff.io.paths import is_nifti
 from petdiff.io.scan import Scan, scaling_affine
@@ -42,16 +43,12 @@ def read_array_scan(path: str | os.PathLike, units: str = "counts",
 
 
 def is_dicom_file(path: Path) -> bool:
-    """A .dcm / .ima name, or a suffix-less file with the DICM preamble."""
+    """A .dcm / .ima name, or another file (not NIfTI / .npy / .npz) that is DICOM with or without its preamble."""
     if path.suffix.lower() in (".dcm", ".ima"):
         return True
-    if path.suffix:
+    if is_nifti(path) or path.suffix.lower() in (".npy", ".npz"):
         return False
-    try:
-        with open(path, "rb") as f:
-            return f.read(132)[128:] == b"DICM"
-    except OSError:
-        return False
+    return path.is_file() and looks_like_dicom(path)
 
 
 def read_scan(source: str | os.PathLike | Sequence[str | os.PathLike], units: str | None = None,

@@ -2,12 +2,18 @@
 
 The injected dose D (RadionuclideTotalDose, Bq) is decayed to the time the image values refer to, set by
 DecayCorrection (0054,1102):
-  START  images are decay-corrected to the series start: D · 2^(−Δt / T½), Δt = SeriesDate/SeriesTime
-         (or the earliest AcquisitionDate/AcquisitionTime when SeriesTime is missing or later) minus the
-         injection time (RadiopharmaceuticalStartDateTime, else RadiopharmaceuticalStartTime on the
-         series date; an injection "after" the scan by less than a day is taken on the day before);
+  START  images are decay-corrected to the series start: D · 2^(−Δt / T½), Δt = the reference time minus
+         the injection time. The reference time is, in this order: DecayCorrectionDateTime (0018,9701)
+         (Enhanced PET), the GE private scan datetime (0009,100D, creator GEMS_PETD_01: GE rewrites
+         SeriesTime when a series is reprocessed), SeriesDate/SeriesTime, or the earliest
+         AcquisitionDate/AcquisitionTime when SeriesTime is missing or later (Siemens writes the first
+         frame's start there); the injection time is RadiopharmaceuticalStartDateTime, else
+         RadiopharmaceuticalStartTime on the series date (an injection "after" the scan by less than a
+         day is taken on the day before);
   ADMIN  images are decay-corrected to the injection: D itself (no half-life or times needed);
   NONE   images are not decay-corrected: each slice uses its own AcquisitionDate/AcquisitionTime.
+Enhanced PET objects without DecayCorrection say DecayCorrected (0018,9758) YES/NO instead: YES is START (to
+DecayCorrectionDateTime), NO is NONE.
 Every quantity may instead come from an option (which overrides the tag); `SUVInfo.sources` records which.
 """
 
@@ -104,6 +110,14 @@ def _injection_time(option: dt.datetime | str | None, item: Any, series_date: dt
     return dt.datetime.combine(series_date, time), "RadiopharmaceuticalStartTime (0018,1072)", True
 
 
+def _ge_scan_datetime(ds: Any) -> dt.datetime | None:
+    """GE's private scan start (0009,100D) of creator GEMS_PETD_01, None when absent or unreadable."""
+    try:
+        return _datetime(ds.get_private_item(0x0009, 0x0D, "GEMS_PETD_01").value)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+
+
 def _positive(value: Any) -> float | None:
     """A positive float, or None for a missing / empty / non-positive value."""
     try:
@@ -134,11 +148,15 @@ def suv_info(datasets: Sequence[Any], where: str = "DICOM series", patient_weigh
                          missing_tag="RadionuclideTotalDose (0018,1074) in RadiopharmaceuticalInformationSequence "
                                      "(0054,0016)")
     mode = str(decay_correction or getattr(first, "DecayCorrection", "") or "").strip().upper()
+    tag = "DecayCorrection (0054,1102)"
+    if not mode and str(getattr(first, "DecayCorrected", "") or "").strip().upper() in ("YES", "NO"):
+        mode = "START" if first.DecayCorrected.strip().upper() == "YES" else "NONE"
+        tag = "DecayCorrected (0018,9758)"
     if not mode:
         raise _missing(where, "the decay correction", "DecayCorrection (0054,1102)", OPTIONS["decay_correction"])
     if mode not in DECAY_MODES:
         raise ValueError(f"{where}: DecayCorrection: expected START, ADMIN or NONE, found {mode!r}")
-    sources["decay_correction"] = "--decay-correction" if decay_correction else "DecayCorrection (0054,1102)"
+    sources["decay_correction"] = "--decay-correction" if decay_correction else tag
     n = len(datasets)
     if mode == "ADMIN":
         decay = np.zeros(n)
@@ -164,7 +182,12 @@ def _decay_seconds(datasets: Sequence[Any], mode: str, item: Any, injection_time
     if mode == "START":
         series = _combined(first, "SeriesDate", "SeriesTime", series_date)
         known = [a for a in acquisitions if a is not None]
-        if series is not None and not (known and series > min(known)):
+        corrected, ge_scan = _datetime(getattr(first, "DecayCorrectionDateTime", None)), _ge_scan_datetime(first)
+        if corrected is not None:
+            refs, sources["reference_time"] = [corrected], "DecayCorrectionDateTime (0018,9701)"
+        elif ge_scan is not None:
+            refs, sources["reference_time"] = [ge_scan], "GE private scan datetime (0009,100D)"
+        elif series is not None and not (known and series > min(known)):
             refs, sources["reference_time"] = [series], "SeriesTime (0008,0031)"
         elif known:
             refs, sources["reference_time"] = [min(known)], "AcquisitionTime (0008,0032), earliest"
