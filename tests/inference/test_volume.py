@@ -61,3 +61,20 @@ def test_context_stacks_given_directly_match_the_volume(scan_pair):
 def test_bad_volume_is_refused(scan_pair):
     with pytest.raises(ValueError, match=r"\(N, 1, H, W\) or context stacks \(N, 3, H, W\)"):
         enhance_volume(scan_pair, torch.ones(2, 2, 16, 16), 0.25, scan_pair.settings("mean"))
+
+
+def test_network_calls_stay_within_the_pixel_budget(scan_pair, monkeypatch):
+    from petdiff.inference import volume as volume_module
+
+    monkeypatch.setattr(volume_module, "PIXELS_PER_CALL", 3 * 24 * 20)
+    seen = []
+    hooks = [m.net.register_forward_hook(lambda mod, args, out: seen.append(out.shape[0])) for m in scan_pair.models]
+    low = torch.poisson(torch.full((4, 1, 24, 20), 30.0), generator=torch.Generator().manual_seed(3))
+    try:
+        small = enhance_volume(scan_pair, low, 0.25, scan_pair.settings(samples=4))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert max(seen) == 3 and len(seen) > 4
+    monkeypatch.undo()
+    torch.testing.assert_close(small.mean, enhance_volume(scan_pair, low, 0.25, scan_pair.settings(samples=4)).mean)

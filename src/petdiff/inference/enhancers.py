@@ -196,8 +196,10 @@ class PairEnhancer(_Normalised):
     def _run(self, condition: torch.Tensor, scale: torch.Tensor, labels: torch.Tensor, settings: SamplingSettings,
              seeds: Sequence[int]) -> Outputs:
         """The networks on normalised tiles (see `run`)."""
+        step = settings.batch_size  # inputs per network call, as for the samples
         with torch.no_grad():
-            mu = self.regression_model.net(condition, class_labels=labels)
+            mu = torch.cat([self.regression_model.net(condition[i:i + step], class_labels=labels[i:i + step])
+                            for i in range(0, condition.shape[0], step)])
         out = {"regression": self.from_network(mu, scale)}
         if settings.method == "mean" or not seeds:
             return out

@@ -7,8 +7,9 @@
    ends of the volume replaced by the edge slice (replicate padding along z); `independent=True` treats the
    slices as unrelated (each one's neighbours are itself). Every slice is computed from its own stack, so
    there is no seam along z.
-2. Slabs. At most `slab` slices are stacked and run at a time, so memory stays bounded on any scan; the
-   outputs are streamed into the posterior statistics (`PosteriorStats`) sample by sample.
+2. Slabs. At most `slab` slices are stacked and run at a time, and a network call holds at most
+   `PIXELS_PER_CALL` input pixels (fewer samples per call on large slices), so memory stays bounded on any scan;
+   the outputs are streamed into the posterior statistics (`PosteriorStats`, one per slab) sample by sample.
 3. Whole or tiled. A model that runs at any size (`ModelSpec.whole_slices`) gets each slice whole, zero-padded
    to a multiple of its down-sampling, unless a slice exceeds `max_pixels`: then (and for fixed-size models,
    at their training resolution) overlapping tiles are blended by a Gaussian window (`tiling.sliding_window`)
@@ -20,6 +21,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Callable, Sequence
@@ -36,6 +38,7 @@ from petdiff.inference.tiling import sliding_window, tile_count
 FIXED_TILE_OVERLAP = 0.5  # fixed-size (old) models: tiles at the training resolution, half overlapping
 LARGE_SLICE_OVERLAP = 0.25  # whole-slice models on slices above the memory budget
 MAX_PIXELS = 1024 * 1024  # per network input: larger slices are tiled
+PIXELS_PER_CALL = 512 * 1024  # per network call (batch × input pixels): bounds the activations on large slices
 SLAB = 8  # slices per step (bounds the float64 blending accumulators and the samples in flight)
 TILES_PER_CALL = 8  # tiles per enhancer call when slices are tiled
 Progress = Callable[[int, int], None]  # (network inputs done, in total)
@@ -93,6 +96,8 @@ def enhance_volume(enhancer: Enhancer, low: torch.Tensor, fraction: float, setti
     to_output = to_output or (lambda x: x)
     n, h, w = low.shape[0], *low.shape[-2:]
     tile, overlap = network_tile(spec.resolution, spec.whole_slices, spec.size_multiple, (h, w), max_pixels)
+    per_call = max(1, min(settings.batch_size, PIXELS_PER_CALL // (tile[0] * tile[1])))
+    run_settings = dataclasses.replace(settings, batch_size=per_call)
     per_slice = tile_count((h, w), tile, overlap or 0.5)
     live = [i for i in range(n) if bool(low[i, k if stacked else 0].amax() > 0)]
     empty = tuple(i for i in range(n) if i not in set(live))
@@ -116,7 +121,7 @@ def enhance_volume(enhancer: Enhancer, low: torch.Tensor, fraction: float, setti
         if bool(keep.any()):
             if chunk is chunks[0]:
                 levels.append(enhancer.dose_level(centre[keep].to(enhancer.device)).cpu())
-            result = enhancer.run(tiles[keep], fraction, settings, chunk)
+            result = enhancer.run(tiles[keep], fraction, run_settings, chunk)
             for name, value in result.items():
                 out[name][keep] = value.to(out[name].device, out[name].dtype)
         done += int(tiles.shape[0])
