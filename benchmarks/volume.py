@@ -12,7 +12,8 @@ Parts:
   per-64² ratio: seconds per slice × 64²/(model-grid pixels) ÷ the yardstick;
 * volume_440: a 440×440×Z volume at 1.65 mm (posterior) in a child process, for its peak resident memory
   (ru_maxrss of the child) and time per slice, extrapolated to 600 slices (`--large-slices`, default 16);
-* variants (`--amp`): the 128 posterior again with bf16 autocast in the networks.
+* precision: `--precision` as `petdiff enhance` (auto: bf16 where the CPU has it natively); `--compare-precision`
+  also times the 128 posterior in float32 and in bfloat16.
 The synthetic scans are Poisson counts of an ellipsoidal body with hot spots, about 60 counts per pixel at peak.
 """
 
@@ -80,9 +81,9 @@ def body_volume(n: int, size: int, pixel_mm: float, seed: int = 0) -> Scan:
                 fraction=0.25, kind="nifti")
 
 
-def time_scan(enhancer, scan: Scan, method: str, full_slices: int) -> dict:
+def time_scan(enhancer, scan: Scan, method: str, full_slices: int, precision: str = "auto") -> dict:
     """Seconds of one enhance_scan, per slice, and for `full_slices` slices (extrapolated when fewer ran)."""
-    settings = enhancer.settings(method)
+    settings = enhancer.settings(method, precision=precision)
     t0 = time.perf_counter()
     result = enhance_scan(enhancer, scan, settings)
     seconds = time.perf_counter() - t0
@@ -95,28 +96,32 @@ def time_scan(enhancer, scan: Scan, method: str, full_slices: int) -> dict:
             "per_64_slice_seconds": seconds / n * 64 * 64 / (grid[0] * grid[1])}
 
 
-def _large_child(pair: str | None, slices: int, threads: int, conn) -> None:
+def _large_child(pair: str | None, slices: int, threads: int, precision: str, conn) -> None:
     """Child process: the 440×440 volume, posterior; sends its timing back."""
     if threads > 0:
         torch.set_num_threads(threads)
     enhancer = load_enhancer(pair, device="cpu")
-    conn.send(time_scan(enhancer, body_volume(slices, 440, 1.65, seed=1), enhancer.methods[-1], FULL["volume_440"]))
+    scan = body_volume(slices, 440, 1.65, seed=1)
+    conn.send(time_scan(enhancer, scan, enhancer.methods[-1], FULL["volume_440"], precision))
     conn.close()
 
 
-def large_volume(pair: str | None, slices: int, threads: int) -> dict:
+def large_volume(pair: str | None, slices: int, threads: int, precision: str) -> dict:
     """The 440×440 part in a forked child, with the child's peak resident memory."""
     ctx = multiprocessing.get_context("fork")
     parent, child = ctx.Pipe()
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    proc = ctx.Process(target=_large_child, args=(pair, slices, threads, child))
+    proc = ctx.Process(target=_large_child, args=(pair, slices, threads, precision, child))
     proc.start()
     out = parent.recv()
     proc.join()
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux; max over children
     out["peak_rss_gib"] = peak_kib / 2**20
-    out["peak_rss_note"] = ("measured on the slices run (memory is bounded by the slab, not by the slice count)"
-                            if peak_kib > before else "not measurable")
+    out["peak_rss_note"] = ("measured on the slices run: the working set is bounded by the slab and the pixels per "
+                            "call; the input and the outputs add about 4 × 4 bytes per voxel on top for the full "
+                            "volume" if peak_kib > before else "not measurable")
+    voxels = FULL["volume_440"] * 440 * 440
+    out["peak_gib_full_volume_estimate"] = out["peak_rss_gib"] + 16 * voxels * (1 - slices / FULL["volume_440"]) / 2**30
     return out
 
 
@@ -128,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--large-slices", type=int, default=16, help="z extent of the 440×440 volume (0: skip)")
     p.add_argument("--repeats", type=int, default=3, help="timed yardstick samples")
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
-    p.add_argument("--amp", action="store_true", help="also time the posterior with bf16 autocast")
+    p.add_argument("--precision", default="auto", help="float32 | bfloat16 | auto (as petdiff enhance)")
+    p.add_argument("--compare-precision", action="store_true",
+                   help="also time the 128 posterior in float32 and in bfloat16")
     args = p.parse_args(argv)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -138,20 +145,19 @@ def main(argv: list[str] | None = None) -> int:
     enhancer = load_enhancer(args.pair, device="cpu")
     out["model"] = enhancer.spec.as_dict()
     scan = body_volume(args.slices, 128, 3.5)
-    part = {method: time_scan(enhancer, scan, method, FULL["volume_128"]) for method in enhancer.methods}
+    part = {method: time_scan(enhancer, scan, method, FULL["volume_128"], args.precision)
+            for method in enhancer.methods}
     for row in part.values():
         row["ratio_per_64_slice"] = row["per_64_slice_seconds"] / reference
     out["volume_128"] = part
-    if args.amp:
-        for model in enhancer.models:
-            model.net.use_amp = True
-        row = time_scan(enhancer, scan, enhancer.methods[-1], FULL["volume_128"])
-        row["ratio_per_64_slice"] = row["per_64_slice_seconds"] / reference
-        out["variants"] = {"bf16_autocast": row}
-        for model in enhancer.models:
-            model.net.use_amp = False
+    if args.compare_precision:
+        out["variants"] = {}
+        for precision in ("float32", "bfloat16"):
+            row = time_scan(enhancer, scan, enhancer.methods[-1], FULL["volume_128"], precision)
+            row["ratio_per_64_slice"] = row["per_64_slice_seconds"] / reference
+            out["variants"][precision] = row
     if args.large_slices > 0:
-        out["volume_440"] = large_volume(args.pair, args.large_slices, args.threads)
+        out["volume_440"] = large_volume(args.pair, args.large_slices, args.threads, args.precision)
     posterior = part.get("posterior", part["mean"])
     out["targets"] = {
         "volume_128_posterior_s": {"value": posterior["full_volume_seconds"],
