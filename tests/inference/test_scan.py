@@ -133,3 +133,46 @@ def test_errors_name_the_field(pair):
         enhance_scan(pair, scan_of(phantom(16, 16)), pair.settings("mean"), counts_per_unit=-1.0)
     with pytest.raises(ValueError, match="pixel_size_mm"):
         ModelSpec.from_sidecars({"data": {"pixel_size_mm": [4.0]}})
+
+
+def test_counts_per_unit_estimated_by_the_count_level_network(tmp_path):
+    from petdiff.models import build_network, network_config
+    from petdiff.models.dose import density_from_labels, peak_density
+    from petdiff.training.checkpoint import save_network
+    from tests.conftest import SCAN_DATA, save_scan_pair
+
+    _, residual = save_scan_pair(tmp_path)
+    config = network_config("pet_count_level_scan", model_channels=8, img_resolution=[RES, RES])
+    save_network(tmp_path / "count_level.safetensors", build_network(config, seed=2), config,
+                 {"kimg": 0, "config_hash": "test", "mode": "pet", "role": "count_level", "resolution": RES,
+                  "normalization": "quantitative", "cond_channels": 3, "label_dim": 0, "data": SCAN_DATA})
+    enhancer = load_enhancer(residual, device="cpu")
+    assert enhancer.count_model is not None and enhancer.count_model.role == "count_level"
+    scan = scan_of(phantom(RES, RES, n=1, level=2.0e3), units="Bq/mL", pixel=4.0)
+    with pytest.warns(UserWarning, match="count-level network"):
+        result = enhance_scan(enhancer, scan, enhancer.settings("mean"))
+    # K̂ = ρ̂ / ρ_units of the one slice: ρ̂ from the normalised stack alone, ρ_units its peak density in Bq/mL
+    stack = scan.images.expand(1, 3, RES, RES)
+    condition, _ = enhancer.to_network(stack, torch.full((1,), 0.25))
+    with torch.no_grad():
+        rho_hat = density_from_labels(enhancer.count_model.net(condition))
+    expected = float(rho_hat[0]) / float(peak_density(stack)[0])
+    assert result.report["counts_per_unit"] == pytest.approx(expected, rel=1e-4)
+    assert result.report["counts_per_unit_source"] == "estimated by the count-level network"
+    # the estimate does not depend on the units' scale: ×10 Bq/mL gives K̂/10
+    with pytest.warns(UserWarning, match="count-level network"):
+        tenfold = enhance_scan(enhancer, scan.with_images(scan.images * 10), enhancer.settings("mean"))
+    assert tenfold.report["counts_per_unit"] == pytest.approx(expected / 10, rel=1e-3)
+
+
+def test_without_an_estimator_k_puts_the_median_slice_at_the_centre_of_the_trained_density(tmp_path):
+    from petdiff.models.dose import peak_density
+    from tests.conftest import SCAN_DATA, save_scan_pair
+
+    enhancer = load_enhancer(save_scan_pair(tmp_path)[1], device="cpu")
+    images = phantom(RES, RES, n=3, level=50.0) * torch.tensor([1.0, 2.0, 4.0]).view(3, 1, 1, 1)
+    with pytest.warns(UserWarning, match="centre of the training range"):
+        result = enhance_scan(enhancer, scan_of(images, units="SUV", pixel=4.0), enhancer.settings("mean"))
+    lo, hi = SCAN_DATA["density_range"]
+    expected = (lo * hi) ** 0.5 / float(peak_density(images[1:2]))  # the median slice's peak density
+    assert result.report["counts_per_unit"] == pytest.approx(expected, rel=1e-4)
