@@ -284,3 +284,37 @@ def test_a_density_label_run_refuses_a_pair_file_without_densities(tmp_path):
         train(config.load_config("pet_regression_scan", [f"data.path={old}", "data.resolution=16", "run.kimg=0.004",
                                                          "run.batch=4", f"run.run_dir={tmp_path}",
                                                          "network.overrides.model_channels=8"]), quiet=True)
+
+
+def test_a_consistency_run_distils_a_residual_into_a_one_pass_sampler(tmp_path):
+    from petdiff.inference import enhance_slices, load_enhancer
+
+    pair = ["data.target=truth", "+data.dose_labels=true", "+data.pixel_size_mm=4.0"]
+    mean_dir = train(_cfg(tmp_path, *pair, "network.preset=pet_mean_64", "+loss.kind=regression", "run.desc=mean"),
+                     quiet=True)
+    mean_snapshot = mean_dir / checkpoint.snapshot_name(0)
+    residual_dir = train(_cfg(tmp_path, *pair, "network.preset=pet_residual_64", "+loss.kind=residual",
+                              f"+loss.mean_network={mean_snapshot}", "run.desc=residual"), quiet=True)
+    teacher = residual_dir / checkpoint.snapshot_name(0)
+    teacher_meta = checkpoint.read_network_metadata(teacher)
+    student_dir = train(_cfg(tmp_path, *pair, "network.preset=pet_residual_64", "+loss.kind=consistency",
+                             f"+loss.teacher={teacher}", "sampling.sampler=consistency", "sampling.steps=1",
+                             "run.desc=consistency"), quiet=True)
+    losses = [json.loads(line)["loss"]["mean"] for line in (student_dir / "stats.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(losses))
+    student = student_dir / checkpoint.snapshot_name(0)
+    meta = checkpoint.read_network_metadata(student)
+    assert meta["role"] == "residual" and meta["residual_std"] == teacher_meta["residual_std"]
+    assert meta["mean_network"]["sha256"] == teacher_meta["mean_network"]["sha256"]
+    assert meta["teacher"]["sha256"] == teacher_meta["sha256"] and meta["sampling"]["sampler"] == "consistency"
+    enhancer = load_enhancer(student)  # the student pairs with the teacher's regression network
+    settings = enhancer.settings("posterior", samples=2)
+    assert settings.sampler == "consistency" and settings.options["num_steps"] == 1
+    calls = []
+    hook = enhancer.residual_model.net.register_forward_hook(lambda m, a, out: calls.append(out.shape[0]))
+    out = enhance_slices(enhancer, torch.rand(2, 1, 16, 16) * 50, 0.25, settings)
+    hook.remove()
+    assert sum(calls) == 2 * 2  # one pass per sample
+    assert bool(torch.isfinite(out.std).all())
+    with pytest.raises(ValueError, match=r"loss\.teacher"):
+        train(_cfg(tmp_path, *pair, "network.preset=pet_residual_64", "+loss.kind=consistency"), quiet=True)

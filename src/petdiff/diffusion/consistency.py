@@ -44,7 +44,7 @@ class ConsistencyDistillationLoss:
         """Per-pixel loss (B, C, H, W) of data `images` (network units); teacher and student see the same condition."""
         generator = as_generator(generator)
         batch = images.shape[0]
-        n = torch.randint(0, len(self.sigmas) - 1, (batch,), generator=generator).to(images.device)
+        n = torch.randint(0, len(self.sigmas) - 1, (batch,), generator=generator, device=images.device)
         sigma_lo = self.sigmas.to(images.device, images.dtype)[n].view(-1, 1, 1, 1)
         sigma_hi = self.sigmas.to(images.device, images.dtype)[n + 1].view(-1, 1, 1, 1)
         x_hi = images + sigma_hi * randn(tuple(images.shape), generator, images.device)
