@@ -231,3 +231,22 @@ def save_scan_pair(folder: Path, context: int = 1) -> tuple[Path, Path]:
                          "seeds": "0-3"}}
     residual = save_network(folder / "residual.safetensors", build_network(residual_cfg, seed=1), residual_cfg, meta)
     return regression, residual
+
+
+def save_tiny_scan_pairs(path: Path, n: int = 24) -> Path:
+    """A small scan pair file (32² discs, 16² patches, 2.5D) written like `petdiff simulate --phantoms scans`."""
+    from petdiff.commands.simulate import scan_meta
+    from petdiff.data.pair_file import write_pairs
+    from petdiff.data.scan_pairs import ScanPairSimulator, ScanSimulation
+
+    simulator = ScanPairSimulator(ScanSimulation(grid=32, patch=16, patches_per_slab=2))
+    g = torch.Generator().manual_seed(0)
+    c = (torch.arange(32) + 0.5) / 16 - 1
+    disc = ((c[None, :] ** 2 + c[:, None] ** 2) <= 0.4).float()
+
+    def chunks():
+        while True:
+            activity = disc * (1 + torch.rand(4, 3, 1, 1, generator=g))
+            yield simulator(activity, torch.full((4,), 3.0), g)
+
+    return write_pairs(path, chunks(), n, {"phantoms": "test", **scan_meta()})

@@ -13,6 +13,7 @@ import torch
 from petdiff.models import build_network
 from petdiff.training import checkpoint, config, rundir, signals
 from petdiff.training.loop import train
+from tests.conftest import save_tiny_scan_pairs
 
 
 @pytest.fixture(autouse=True)
@@ -225,29 +226,11 @@ def test_a_residual_run_needs_a_regression_snapshot(tmp_path):
         train(_cfg(tmp_path, "+loss.kind=adversarial"), quiet=True)
 
 
-def _tiny_scan_pairs(path: Path, n: int = 24) -> Path:
-    from petdiff.commands.simulate import scan_meta
-    from petdiff.data.pair_file import write_pairs
-    from petdiff.data.scan_pairs import ScanPairSimulator, ScanSimulation
-
-    simulator = ScanPairSimulator(ScanSimulation(grid=32, patch=16, patches_per_slab=2))
-    g = torch.Generator().manual_seed(0)
-    c = (torch.arange(32) + 0.5) / 16 - 1
-    disc = ((c[None, :] ** 2 + c[:, None] ** 2) <= 0.4).float()
-
-    def chunks():
-        while True:
-            activity = disc * (1 + torch.rand(4, 3, 1, 1, generator=g))
-            yield simulator(activity, torch.full((4,), 3.0), g)
-
-    return write_pairs(path, chunks(), n, {"phantoms": "test", **scan_meta()})
-
-
 def test_scan_runs_make_a_2p5d_regression_a_residual_and_a_count_level_estimator(tmp_path):
     from petdiff.models.count_level import CountLevelNet
     from petdiff.models.regression import RegressionUNet
 
-    pairs = _tiny_scan_pairs(tmp_path / "scans.npz")
+    pairs = save_tiny_scan_pairs(tmp_path / "scans.npz")
     common = ["network.overrides.model_channels=8", "data.resolution=16", f"data.path={pairs}", "run.kimg=0.016",
               "run.batch=4", "run.tick=0.008", "run.snapshot_ticks=2", "run.device=cpu", f"run.run_dir={tmp_path}"]
     tiny = [*common, "network.overrides.channel_mult=[1,2]", "network.overrides.num_blocks=1"]
@@ -318,3 +301,4 @@ def test_a_consistency_run_distils_a_residual_into_a_one_pass_sampler(tmp_path):
     assert bool(torch.isfinite(out.std).all())
     with pytest.raises(ValueError, match=r"loss\.teacher"):
         train(_cfg(tmp_path, *pair, "network.preset=pet_residual_64", "+loss.kind=consistency"), quiet=True)
+

@@ -29,7 +29,7 @@ from petdiff.training.schedule import LRSchedule, set_learning_rate
 
 SIDECAR_DATA_KEYS = (
     "phantoms", "resolution", "counts", "fraction", "n_iter", "alpha", "random_contrast", "normalization", "target",
-    "dose_labels", "pixel_size_mm", "context", "pixel_size_range_mm", "density_range", "simulation",
+    "dose_labels", "pixel_size_mm", "context", "pixel_size_range_mm", "density_range", "min_density", "simulation",
 )
 # loss.kind → the role the trained network plays (written to the sidecar; inference pairs them up).
 LOSS_ROLES = {"edm": "denoiser", "regression": "mean", "residual": "residual", "count_level": "count_level",
