@@ -165,7 +165,7 @@ def estimate_density(estimator: torch.nn.Module, low: torch.Tensor, fraction: to
 def evaluate_setting(enhancer: Any, setting: ScanSetting, fraction: float, n: int, samples: int = 8,
                      estimator: torch.nn.Module | None = None, batch: int = 4, seed: int = HELD_OUT_SEED
                      ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """Scores of every method on n held-out slabs of one setting at one dose, and example images for the figure."""
+    """Scores of every method on n held-out slabs of one setting at one dose, and its images in SUV (for figures)."""
     scans, slabs = simulate_setting(setting, fraction, n, seed)
     centre = slabs.lesions[:, slabs.context : slabs.context + 1][:, 0]
     f = scans.fraction.view(-1, 1, 1, 1)
@@ -194,7 +194,8 @@ def evaluate_setting(enhancer: Any, setting: ScanSetting, fraction: float, n: in
         result["count_level"] = {"median_factor": float(factor.median()),
                                  "within_1.5x": float(((factor < 1.5) & (factor > 1 / 1.5)).float().mean()),
                                  "log10_rmse": float(factor.log10().pow(2).mean().sqrt())}
-    return result, images
+    suv = scans.per_pixel.view(-1, 1, 1, 1)  # full-dose counts per pixel per SUV
+    return result, {name: x / suv for name, x in images.items()}
 
 
 def evaluate_settings(enhancer: Any, names: list[str], fractions: list[float], n: int, samples: int = 8,
