@@ -41,6 +41,7 @@ def main() -> None:
     p.add_argument("--fractions", default="0.25")
     p.add_argument("--n", type=int, default=16)
     p.add_argument("--samples", type=int, default=8)
+    p.add_argument("--precision", default="float32", choices=("float32", "bfloat16", "auto"))
     p.add_argument("--figures", default=None, help="folder for scan_<setting>.png")
     args = p.parse_args()
     torch.set_grad_enabled(False)
@@ -49,7 +50,7 @@ def main() -> None:
     start = time.perf_counter()
     results, examples = evaluate_settings(enhancer, args.settings.split(","),
                                           [float(f) for f in args.fractions.split(",")], args.n, args.samples,
-                                          estimator)
+                                          estimator, args.precision)
     if args.figures:
         for name, images in examples.items():
             figure(name, images, Path(args.figures) / f"scan_{name}.png")

@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--network", default=None, help="network snapshot (.safetensors); default: the shipped weights")
     p.add_argument("--no-model", action="store_true", help="show the classical baselines only")
     p.add_argument("--samples", type=int, default=8, help="posterior samples")
-    p.add_argument("--seed", type=int, default=15, help="phantom, scan and sampling seed (15: a slice with three lesions)")
+    p.add_argument("--seed", type=int, default=15, help="phantom, scan and sampling seed (15: a slice with lesions)")
     p.add_argument("--device", default=None, help="'cpu', 'cuda', ... (default: CUDA when available)")
     return p
 

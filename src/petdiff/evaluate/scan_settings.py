@@ -163,8 +163,8 @@ def estimate_density(estimator: torch.nn.Module, low: torch.Tensor, fraction: to
 
 
 def evaluate_setting(enhancer: Any, setting: ScanSetting, fraction: float, n: int, samples: int = 8,
-                     estimator: torch.nn.Module | None = None, batch: int = 4, seed: int = HELD_OUT_SEED
-                     ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+                     estimator: torch.nn.Module | None = None, batch: int = 4, seed: int = HELD_OUT_SEED,
+                     precision: str = "float32") -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """Scores of every method on n held-out slabs of one setting at one dose, and its images in SUV (for figures)."""
     scans, slabs = simulate_setting(setting, fraction, n, seed)
     centre = slabs.lesions[:, slabs.context : slabs.context + 1][:, 0]
@@ -175,7 +175,8 @@ def evaluate_setting(enhancer: Any, setting: ScanSetting, fraction: float, n: in
               f"filter {fwhm:g} mm": _filter(low, fwhm, setting.pixel_mm)}
     std = None
     if enhancer is not None:
-        settings = enhancer.settings("posterior", samples=samples) if samples else enhancer.settings("mean")
+        settings = (enhancer.settings("posterior", samples=samples, precision=precision) if samples
+                    else enhancer.settings("mean", precision=precision))
         out = enhance_volume(enhancer, scans.low_dose, fraction, settings, slab=batch)  # stacks with their context
         images["regression"] = out.regression
         if samples:
@@ -199,7 +200,8 @@ def evaluate_setting(enhancer: Any, setting: ScanSetting, fraction: float, n: in
 
 
 def evaluate_settings(enhancer: Any, names: list[str], fractions: list[float], n: int, samples: int = 8,
-                      estimator: torch.nn.Module | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+                      estimator: torch.nn.Module | None = None, precision: str = "float32"
+                      ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Every (setting, dose) pair: the results and, per setting, the example images at the first dose."""
     unknown = [name for name in names if name not in SETTINGS]
     if unknown:
@@ -209,7 +211,8 @@ def evaluate_settings(enhancer: Any, names: list[str], fractions: list[float], n
         for k, fraction in enumerate(fractions):
             if not (0 < fraction <= 1 and math.isfinite(fraction)):
                 raise ValueError(f"fractions: expected dose fractions in (0, 1], found {fraction!r}")
-            result, images = evaluate_setting(enhancer, SETTINGS[name], fraction, n, samples, estimator)
+            result, images = evaluate_setting(enhancer, SETTINGS[name], fraction, n, samples, estimator,
+                                              precision=precision)
             results.append(result)
             if k == 0:
                 examples[name] = images
