@@ -33,6 +33,7 @@ from petdiff.inference.enhancers import Enhancer
 from petdiff.inference.grid import EXTENSIVE_UNITS, from_model_grid, to_model_grid
 from petdiff.inference.posterior import SampleCallback
 from petdiff.inference.settings import SamplingSettings
+from petdiff.inference.tiling import object_tiles
 from petdiff.inference.volume import MAX_PIXELS, Progress, context_stack, enhance_volume, network_tile
 from petdiff.io import Scan
 from petdiff.utils.validation import check_fraction, check_non_negative
@@ -73,7 +74,9 @@ def resolve_counts_per_unit(enhancer: Enhancer, units: str, counts_per_unit: flo
     inputs = inputs[inputs[:, k].flatten(1).amax(dim=1) > 0]
     if not len(inputs):
         return 1.0, "estimated"
-    estimate = enhancer.estimate_counts_per_unit(inputs, fraction)
+    # The count-level network reads training-sized tiles of the object (every slice's), the median over all of them.
+    tiles = torch.cat(object_tiles(context_stack(grid, range(grid.shape[0]), k), enhancer.spec.resolution))
+    estimate = enhancer.estimate_counts_per_unit(tiles, fraction) if len(tiles) else None
     if estimate is not None:
         warnings.warn(f"counts per unit: not given for a {units} scan; estimated K = {estimate:.4g} counts per {units} "
                       "by the model's count-level network; pass --counts-per-unit for a calibrated noise level",

@@ -107,3 +107,22 @@ def sliding_window(fn: Callable[[torch.Tensor], TileOutput], images: torch.Tenso
                 out[name][k, :, i:i + th, j:j + tw] += r.to(x.device, acc_dtype) * weight
     blended = {name: (acc / norm).to(images.dtype)[:, :, top:top + h, left:left + w] for name, acc in out.items()}
     return blended[""] if single else blended
+
+
+def object_tiles(stacks: torch.Tensor, tile: tuple[int, int], keep: float = 0.2) -> list[torch.Tensor]:
+    """Per stack (N, C, H, W): its half-overlapping tiles whose centre-channel peak reaches `keep` × the stack's peak.
+
+    The tiles the scan models were trained on (64×64 patches of the object, not of the air around it); a slice
+    smaller than a tile is zero-padded to it. Returns one (M_i, C, th, tw) tensor per stack (M_i = 0 for an empty one).
+    """
+    th, tw = tile
+    k = stacks.shape[1] // 2
+    pad_h, pad_w = max(0, th - stacks.shape[-2]), max(0, tw - stacks.shape[-1])
+    stacks = F.pad(stacks, (0, pad_w, 0, pad_h))
+    rows, cols = _starts(stacks.shape[-2], th, 0.5), _starts(stacks.shape[-1], tw, 0.5)
+    out = []
+    for stack in stacks:
+        tiles = torch.stack([stack[:, r : r + th, c : c + tw] for r in rows for c in cols])
+        peaks = tiles[:, k].flatten(1).amax(dim=1)
+        out.append(tiles[peaks > keep * peaks.amax()] if bool(peaks.amax() > 0) else tiles[:0])
+    return out
