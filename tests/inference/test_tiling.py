@@ -66,7 +66,7 @@ def test_object_tiles_keep_the_tiles_of_the_object_not_the_air():
     from petdiff.inference.tiling import object_tiles
 
     stacks = torch.zeros(2, 3, 128, 128)
-    stacks[0, :, 0:40, 0:40] = 5.0  # an object in one corner
+    stacks[0, :, 0:20, 0:20] = 5.0  # an object in one corner (tiles start every 32 pixels)
     tiles = object_tiles(stacks, (64, 64))
     assert tiles[0].shape[1:] == (3, 64, 64) and len(tiles[0]) == 1  # only the corner tile holds it
     assert float(tiles[0][0, 1].amax()) == 5.0
