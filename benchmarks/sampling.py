@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from petdiff.diffusion import EDM_REFERENCE_SAMPLING, SAMPLERS, StackedRandomGenerator, sample
+from petdiff.diffusion.samplers import ODE_SOLVERS
 
 REFERENCE_SECONDS_PER_SLICE = {"57.1M_params_edm_60_steps": 40.0, "3.6M_params_edm_60_steps": 3.7}
 # The yardstick of the speed targets: one posterior sample of the reference recipe with a 32-channel ADM network
@@ -132,8 +133,7 @@ def _median_seconds(fn, repeats: int) -> float:
 def methods(pair: str | None, repeats: int) -> dict:
     """Seconds per slice of `enhance --method mean|posterior` (default settings, mean and std included) as ratios
     of one reference sample (the yardstick) timed in the same run."""
-    from petdiff.inference.enhancer import Enhancer
-    from petdiff.inference.model import load_pair
+    from petdiff.inference import enhance_slices, load_enhancer
     from petdiff.models import build_network, count_parameters
     from petdiff.models.presets import network_config
 
@@ -144,29 +144,27 @@ def methods(pair: str | None, repeats: int) -> dict:
     cond = torch.rand(1, 1, 64, 64, generator=gen) * 2 - 1
     with torch.no_grad():
         reference = _median_seconds(lambda: draw(yardstick, cond, [0], "edm", 60), max(1, repeats // 3))
-    enhancer = Enhancer(*load_pair(pair))
-    settings = enhancer.settings("posterior") if enhancer.residual_model is not None else None
-    low = torch.poisson(torch.full((8, 1, *enhancer.resolution), 3.0), generator=gen)
-    counts = torch.full((8,), 1e5)
+    enhancer = load_enhancer(pair)
+    settings = enhancer.settings("posterior") if "posterior" in enhancer.methods else None
+    low = torch.poisson(torch.full((8, 1, *enhancer.spec.resolution), 3.0), generator=gen)
     out = {
         "yardstick": {"parameters": parameters, "sampler": "edm", "steps": 60, "evaluations": 119,
                       "seconds_per_slice": reference},
-        "pair": {"mean": str(enhancer.mean_model.path),
-                 "residual": None if enhancer.residual_model is None else str(enhancer.residual_model.path)},
+        "pair": {m.role: str(m.path) for m in enhancer.models},
     }
     mean_settings = enhancer.settings("mean")
     for batch in (1, 8):
-        seconds = _median_seconds(lambda b=batch: enhancer.enhance(low[:b], 0.25, counts[:b], mean_settings),
+        seconds = _median_seconds(lambda b=batch: enhance_slices(enhancer, low[:b], 0.25, mean_settings),
                                   repeats) / batch
         out[f"mean_batch_{batch}"] = {"seconds_per_slice": seconds, "ratio_to_yardstick": seconds / reference}
     if settings is not None:
         out["posterior_settings"] = settings.as_dict()
         for batch in (1, 4):
-            seconds = _median_seconds(lambda b=batch: enhancer.enhance(low[:b], 0.25, counts[:b], settings),
+            seconds = _median_seconds(lambda b=batch: enhance_slices(enhancer, low[:b], 0.25, settings),
                                       max(1, repeats // 3)) / batch
             out[f"posterior_batch_{batch}"] = {"seconds_per_slice": seconds, "ratio_to_yardstick": seconds / reference}
         warm = enhancer.settings("posterior", warm_start=1.0)
-        seconds = _median_seconds(lambda: enhancer.enhance(low[:1], 0.25, counts[:1], warm), max(1, repeats // 3))
+        seconds = _median_seconds(lambda: enhance_slices(enhancer, low[:1], 0.25, warm), max(1, repeats // 3))
         out["posterior_warm_start_1.0_batch_1"] = {"seconds_per_slice": seconds,
                                                     "ratio_to_yardstick": seconds / reference}
     out["targets"] = {
@@ -188,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pairs", default=None, help="pair file with full_dose / low_dose arrays (quality part)")
     p.add_argument("--slices", type=int, default=8, help="slices for the quality part")
     p.add_argument("--steps", default="5,8,10,14,20,30,40", help="fewer-step counts to time / evaluate")
-    p.add_argument("--solvers", default=",".join(SAMPLERS), help="solvers to time / evaluate")
+    p.add_argument("--solvers", default=",".join(ODE_SOLVERS), help="solvers to time / evaluate")
     p.add_argument("--repeats", type=int, default=10, help="timed denoiser evaluations per batch size")
     p.add_argument("--tolerance-db", type=float, default=0.2)
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")

@@ -19,8 +19,8 @@ import torch
 
 from petdiff.evaluate.report import panel_figure
 from petdiff.evaluate.scan_settings import SETTINGS, evaluate_settings
-from petdiff.inference.enhancer import Enhancer
-from petdiff.inference.model import load_model, load_pair
+from petdiff.inference.enhancers import load_enhancer
+from petdiff.inference.model import load_model
 from petdiff.utils.io import atomic_write
 
 
@@ -41,15 +41,16 @@ def main() -> None:
     p.add_argument("--fractions", default="0.25")
     p.add_argument("--n", type=int, default=16)
     p.add_argument("--samples", type=int, default=8)
+    p.add_argument("--precision", default="float32", choices=("float32", "bfloat16", "auto"))
     p.add_argument("--figures", default=None, help="folder for scan_<setting>.png")
     args = p.parse_args()
     torch.set_grad_enabled(False)
-    enhancer = None if args.no_model else Enhancer(*load_pair(args.network))
+    enhancer = None if args.no_model else load_enhancer(args.network)
     estimator = load_model(args.count_level).net.eval() if args.count_level else None
     start = time.perf_counter()
     results, examples = evaluate_settings(enhancer, args.settings.split(","),
                                           [float(f) for f in args.fractions.split(",")], args.n, args.samples,
-                                          estimator)
+                                          estimator, args.precision)
     if args.figures:
         for name, images in examples.items():
             figure(name, images, Path(args.figures) / f"scan_{name}.png")

@@ -1,6 +1,6 @@
-"""Copy a trained regression + residual pair to src/petdiff/weights/ and record its BrainWeb check.
+"""Copy a trained regression + residual pair (+ count-level estimator) to src/petdiff/weights/ with its BrainWeb check.
 
-usage: python scripts/ship_model.py MEAN_SNAPSHOT.safetensors RESIDUAL_SNAPSHOT.safetensors BRAINWEB.npz
+usage: python scripts/ship_model.py REGRESSION.safetensors RESIDUAL.safetensors BRAINWEB.npz [COUNT_LEVEL.safetensors]
 The residual snapshot must have been trained on that regression snapshot (its sidecar's mean_network sha256).
 The check (tests/weights/test_default_weights.py) reruns `petdiff evaluate` with the same arguments.
 """
@@ -16,7 +16,8 @@ from petdiff.cli import main as petdiff
 from petdiff.utils.io import atomic_write
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "petdiff" / "weights"
-MEAN, RESIDUAL = "mean", "residual"
+MEAN, RESIDUAL, COUNT_LEVEL = "regression", "residual", "count_level"
+REPLACED = ("default", "mean")  # earlier shipped snapshots: the single network, the first pair's regression
 CHECK_ARGS = ["--n-slices", "8", "--samples", "4", "--steps", "8", "--seed", "0", "--examples", "0",
               "--tune-n", "8"]
 CHECK_METHODS = ("low_dose_mlem", "full_dose_mlem", "regression_mean", "posterior_mean")
@@ -45,10 +46,10 @@ def ship(snapshot: Path, name: str, edit=None) -> dict:
 
 def main(argv: list[str]) -> int:
     """Ship the pair given on the command line and write its check."""
-    if len(argv) != 3 or not all(Path(a).is_file() for a in argv):
+    if len(argv) not in (3, 4) or not all(Path(a).is_file() for a in argv):
         print(__doc__.strip().splitlines()[2] + f"\nfound arguments {argv}", file=sys.stderr)
         return 2
-    mean, residual, brainweb = (Path(a) for a in argv)
+    mean, residual, brainweb = (Path(a) for a in argv[:3])
     mean_meta = json.loads(mean.with_suffix(".json").read_text())
     residual_meta = json.loads(residual.with_suffix(".json").read_text())
     if residual_meta.get("mean_network", {}).get("sha256") != mean_meta.get("sha256"):
@@ -66,8 +67,11 @@ def main(argv: list[str]) -> int:
         sidecar["sampling"] = {**sidecar.get("sampling", {}), **SHIPPED_SAMPLING}
 
     ship(residual, RESIDUAL, point_at_shipped_mean)
-    for old in ("default.safetensors", "default.json"):  # the single-network model this pair replaces
-        (WEIGHTS / old).unlink(missing_ok=True)
+    if len(argv) == 4:
+        ship(Path(argv[3]), COUNT_LEVEL)
+    for old in REPLACED:  # the 20 MB budget holds one pair
+        for suffix in (".safetensors", ".json"):
+            (WEIGHTS / f"{old}{suffix}").unlink(missing_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         if petdiff(["evaluate", "--phantoms", str(brainweb), *CHECK_ARGS, "--out", tmp]) != 0:
             print("ship_model: the check evaluation failed; check.json left unchanged", file=sys.stderr)

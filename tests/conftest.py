@@ -205,3 +205,48 @@ def run_ranks(target, out_dir: Path, *args, world_size: int = 2, timeout: float 
             p.kill()
             pytest.fail("a rank hung")
     return [json.loads((Path(out_dir) / f"rank{r}.json").read_text()) for r in range(world_size)]
+
+
+# Tiny scan-model ("v2") pair: 2.5D (context 1: 3 low-dose channels), fully convolutional, told the tile's peak
+# low-dose count density, native pixel size within 1.5–4.5 mm.
+SCAN_DATA = {"mode": "pet", "resolution": RES, "context": 1, "fraction": [0.01, 1.0], "n_iter": 5,
+             "dose_labels": "density", "pixel_size_mm": None, "pixel_size_range_mm": [1.5, 4.5],
+             "density_range": [1e-3, 1e9]}
+
+
+def save_scan_pair(folder: Path, context: int = 1) -> tuple[Path, Path]:
+    """An untrained tiny scan-model pair (roles 'regression' + 'residual') in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = {**SCAN_DATA, "context": context}
+    common = {"kimg": 0, "config_hash": "test", "mode": "pet", "resolution": RES, "normalization": "quantitative",
+              "target": "truth", "label_dim": 1, "data": data}
+    channels = 2 * context + 1
+    regression_cfg = network_config("pet_regression_scan", **PAIR_TINY, cond_channels=channels, role="regression")
+    regression = save_network(folder / "regression.safetensors", build_network(regression_cfg, seed=0),
+                              regression_cfg, {"role": "regression", **common, "cond_channels": channels})
+    source = {"file": regression.name, "sha256": read_network_metadata(regression)["sha256"]}
+    residual_cfg = network_config("pet_residual_scan", **PAIR_TINY, cond_channels=channels + 1)
+    meta = {"role": "residual", "residual_std": 0.1, "mean_network": source, **common, "cond_channels": channels + 1,
+            "sampling": {"sampler": "dpmpp_2m", "steps": 2, "sigma_min": 0.002, "sigma_max": 10, "rho": 7,
+                         "seeds": "0-3"}}
+    residual = save_network(folder / "residual.safetensors", build_network(residual_cfg, seed=1), residual_cfg, meta)
+    return regression, residual
+
+
+def save_tiny_scan_pairs(path: Path, n: int = 24) -> Path:
+    """A small scan pair file (32² discs, 16² patches, 2.5D) written like `petdiff simulate --phantoms scans`."""
+    from petdiff.commands.simulate import scan_meta
+    from petdiff.data.pair_file import write_pairs
+    from petdiff.data.scan_pairs import ScanPairSimulator, ScanSimulation
+
+    simulator = ScanPairSimulator(ScanSimulation(grid=32, patch=16, patches_per_slab=2))
+    g = torch.Generator().manual_seed(0)
+    c = (torch.arange(32) + 0.5) / 16 - 1
+    disc = ((c[None, :] ** 2 + c[:, None] ** 2) <= 0.4).float()
+
+    def chunks():
+        while True:
+            activity = disc * (1 + torch.rand(4, 3, 1, 1, generator=g))
+            yield simulator(activity, torch.full((4,), 3.0), g)
+
+    return write_pairs(path, chunks(), n, {"phantoms": "test", **scan_meta()})

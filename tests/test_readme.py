@@ -13,8 +13,8 @@ def test_readme_library_example_runs():
     assert len(blocks) == 1
     scope: dict = {}
     exec(compile(blocks[0], "README.md", "exec"), scope)
-    result = scope["result"]
+    result, settings = scope["result"], scope["settings"]
     assert result.mean.shape == result.std.shape == result.regression.shape == (1, 1, 64, 64)
     assert float(result.mean.min()) >= 0 and float(result.std.mean()) > 0
-    assert result.settings.samples == 8 and result.settings.antithetic
+    assert settings.samples == 8 and settings.antithetic
     assert not torch.equal(result.mean, result.regression)

@@ -10,10 +10,10 @@ import torch
 
 from petdiff.commands import enhance as enhance_cmd
 from petdiff.commands import enhance_outputs
-from petdiff.inference import load_model, reconstruct
+from petdiff.commands.panel import panel_slices
 from petdiff.inference import model as model_module
-from petdiff.inference.panel import panel_slices
 from petdiff.physics import Projector, poisson_sinogram
+from petdiff.recon import reconstruct
 from tests.conftest import RES, save_pair, save_tiny
 from tests.io.pet_series import sample_values, write_pet_series
 
@@ -168,7 +168,7 @@ def test_sinogram_input_is_reconstructed_first(tmp_path, net, capsys):
     assert code == 0, err
     with np.load(tmp_path / "o" / "sino" / "enhanced.npz") as f:
         assert json.loads(str(f["meta"]))["kind"] == "sinogram"
-        np.testing.assert_allclose(f["input"], reconstruct(load_model(net, "cpu"), sino).numpy(), rtol=1e-5)
+        np.testing.assert_allclose(f["input"], reconstruct(sino, RES, n_iter=5).numpy(), rtol=1e-5)
     np.save(tmp_path / "bad.npy", np.ones((2, 30, RES), np.float32))
     code, _, err = run(capsys, tmp_path / "bad.npy", "--network", net, "--method", "denoiser", "--sinogram",
                        "-o", tmp_path / "o")
@@ -213,7 +213,7 @@ def test_missing_default_weights(tmp_path, capsys, monkeypatch):
 
 
 def test_out_is_checked_before_any_work(tmp_path, pair, capsys, monkeypatch):
-    monkeypatch.setattr(enhance_cmd, "load_pair", lambda *a, **k: pytest.fail("network loaded"))
+    monkeypatch.setattr(enhance_cmd, "load_enhancer", lambda *a, **k: pytest.fail("network loaded"))
     np.save(tmp_path / "scan.npy", slices(1))
     (tmp_path / "taken").write_text("a file")
     code, _, err = run(capsys, tmp_path / "scan.npy", "--network", pair, "--out", tmp_path / "taken")

@@ -15,6 +15,7 @@ from petdiff.diffusion import (
     sample_edm,
     sample_euler,
 )
+from petdiff.diffusion.samplers import ODE_SOLVERS
 
 MU, S = 0.7, 0.5  # Gaussian data N(MU, S²) per pixel
 
@@ -68,7 +69,7 @@ def test_karras_sigmas_rejects_bad_arguments(kwargs, name):
 # --- solver identities ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted(SAMPLERS))
+@pytest.mark.parametrize("name", sorted(ODE_SOLVERS))
 def test_point_mass_data_is_integrated_exactly(name):
     # Data = δ(c): D ≡ c, the ODE solution x(σ) = c + (x_0 − c)·σ/σ_0 is linear in σ, so every solver is exact.
     c = 0.3

@@ -4,14 +4,13 @@ import torch
 
 from petdiff.evaluate.pipeline import evaluate_scans, model_info
 from petdiff.evaluate.scans import load_phantoms
-from petdiff.inference.enhancer import Enhancer
-from petdiff.inference.model import load_pair
+from petdiff.inference.enhancers import load_enhancer
 from tests.conftest import save_pair
 
 
 def test_pair_methods_are_scored_with_calibration(tmp_path):
     _, residual = save_pair(tmp_path)
-    enhancer = Enhancer(*load_pair(residual))
+    enhancer = load_enhancer(residual)
     phantoms = load_phantoms("procedural", 16, n_slices=2, seed=1)
     evaluation = evaluate_scans(phantoms, counts=2e5, fractions=(0.25,), model=enhancer, samples=3, seed=0, tune_n=2,
                                 n_iter=10, log=lambda *_: None)
@@ -28,7 +27,7 @@ def test_pair_methods_are_scored_with_calibration(tmp_path):
 
 def test_regression_only_gives_the_mean_method(tmp_path):
     mean, _ = save_pair(tmp_path)
-    enhancer = Enhancer(*load_pair(mean))
+    enhancer = load_enhancer(mean)
     phantoms = load_phantoms("procedural", 16, n_slices=1, seed=2)
     result = evaluate_scans(phantoms, counts=2e5, fractions=(0.5,), model=enhancer, samples=2, tune_n=2, n_iter=10,
                             log=lambda *_: None).results[0]

@@ -35,3 +35,15 @@ def test_a_setting_scores_every_baseline_on_held_out_slabs():
     assert full["psnr_vs_full"] is None and low["psnr_vs_full"] > 0
     assert images["truth"].shape == (2, 1, 32, 32)
     assert set(SETTINGS) >= {"brain-2mm", "brain-2mm-filtered", "body-3.5mm"}
+
+
+def test_a_scan_model_is_scored_on_the_stacks_with_their_context(tmp_path):
+    from petdiff.inference import load_enhancer
+    from tests.conftest import save_scan_pair
+
+    enhancer = load_enhancer(save_scan_pair(tmp_path)[1], device="cpu")
+    small = ScanSetting("tiny-body", "body", 12.0, 15.0, (2, 4), 6.0, 2000.0, grid=32, slice_mm=10.0)
+    result, images = evaluate_setting(enhancer, small, 0.25, n=2, samples=2)
+    assert {"regression", "posterior mean"} <= set(result["methods"]) and 0 <= result["coverage90"] <= 1
+    assert images["regression"].shape == images["posterior std"].shape == (2, 1, 32, 32)
+    assert float(images["posterior mean"].min()) >= 0

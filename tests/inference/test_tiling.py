@@ -58,5 +58,18 @@ def test_window_and_argument_checks():
     x = torch.zeros(1, 1, 8, 8)
     with pytest.raises(ValueError, match="overlap"):
         sliding_window(lambda t: t, x, tile=4, overlap=0.1)
-    with pytest.raises(ValueError, match=r"fn: expected tiles of shape"):
+    with pytest.raises(ValueError, match=r"fn: expected output tiles of shape"):
         sliding_window(lambda t: t[..., :2], x, tile=4)
+
+
+def test_object_tiles_keep_the_tiles_of_the_object_not_the_air():
+    from petdiff.inference.tiling import object_tiles
+
+    stacks = torch.zeros(2, 3, 128, 128)
+    stacks[0, :, 0:20, 0:20] = 5.0  # an object in one corner (tiles start every 32 pixels)
+    tiles = object_tiles(stacks, (64, 64))
+    assert tiles[0].shape[1:] == (3, 64, 64) and len(tiles[0]) == 1  # only the corner tile holds it
+    assert float(tiles[0][0, 1].amax()) == 5.0
+    assert len(tiles[1]) == 0  # an empty slice has no object tiles
+    small = object_tiles(torch.ones(1, 1, 40, 50), (64, 64))[0]
+    assert small.shape == (1, 1, 64, 64)  # padded to a tile

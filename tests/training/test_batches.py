@@ -1,5 +1,6 @@
 """Batch sources: the dose labels the pair networks are told, from a pair file and from on-the-fly pairs."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -45,3 +46,19 @@ def test_simulated_batches_label_the_drawn_dose():
     assert bool(((labels[:, 1] >= 0.1) & (labels[:, 1] <= 0.5)).all())
     low_counts = 10 ** (labels[:, 0] + 5)
     assert bool(((low_counts >= 1e4 * labels[:, 1] * 0.999) & (low_counts <= 1e5 * labels[:, 1] * 1.001)).all())
+
+
+def test_informative_pairs_leave_out_patches_without_counts(tmp_path):
+    from petdiff.data.pair_file import PairFileDataset
+    from petdiff.training.batches import informative_pairs
+    from tests.conftest import save_tiny_scan_pairs
+
+    dataset = PairFileDataset(save_tiny_scan_pairs(tmp_path / "scans.npz", n=12))
+    density = np.asarray(dataset.arrays["density"])
+    threshold = float(np.median(density))
+    kept = informative_pairs(dataset, threshold)
+    assert len(kept) == int((density >= threshold).sum()) and 0 < len(kept) < len(dataset)
+    assert all(float(kept[i]["density"]) >= threshold for i in range(len(kept)))
+    assert informative_pairs(dataset, None) is dataset
+    with pytest.raises(ValueError, match="min_density"):
+        informative_pairs(dataset, 1e12)

@@ -13,6 +13,7 @@ import torch
 from petdiff.models import build_network
 from petdiff.training import checkpoint, config, rundir, signals
 from petdiff.training.loop import train
+from tests.conftest import save_tiny_scan_pairs
 
 
 @pytest.fixture(autouse=True)
@@ -184,8 +185,9 @@ def test_train_command_refuses_a_junk_resume_file_in_one_line(tmp_path, capsys):
 
 
 def test_regression_then_residual_runs_make_a_loadable_pair(tmp_path):
-    from petdiff.inference.enhancer import Enhancer
+    from petdiff.inference.enhancers import PairEnhancer
     from petdiff.inference.model import load_pair
+    from petdiff.inference.volume import enhance_slices
     from petdiff.models.regression import RegressionUNet
 
     pair = ["data.target=truth", "+data.dose_labels=true", "+data.pixel_size_mm=4.0"]
@@ -207,9 +209,8 @@ def test_regression_then_residual_runs_make_a_loadable_pair(tmp_path):
     assert meta["mean_network"]["sha256"] == mean_meta["sha256"]
     mean, residual = load_pair(residual_snapshot)
     assert mean.path == mean_snapshot
-    enhancer = Enhancer(mean, residual)
-    out = enhancer.enhance(torch.rand(2, 1, 16, 16) * 50, 0.25, torch.tensor([2.5e4, 2.5e4]),  # tiny_test dose
-                           enhancer.settings("posterior", samples=2))
+    enhancer = PairEnhancer(mean, residual)
+    out = enhance_slices(enhancer, torch.rand(2, 1, 16, 16) * 50, 0.25, enhancer.settings("posterior", samples=2))
     assert bool(torch.isfinite(out.mean).all()) and float(out.mean.min()) >= 0
 
 
@@ -225,29 +226,11 @@ def test_a_residual_run_needs_a_regression_snapshot(tmp_path):
         train(_cfg(tmp_path, "+loss.kind=adversarial"), quiet=True)
 
 
-def _tiny_scan_pairs(path: Path, n: int = 24) -> Path:
-    from petdiff.commands.simulate import scan_meta
-    from petdiff.data.pair_file import write_pairs
-    from petdiff.data.scan_pairs import ScanPairSimulator, ScanSimulation
-
-    simulator = ScanPairSimulator(ScanSimulation(grid=32, patch=16, patches_per_slab=2))
-    g = torch.Generator().manual_seed(0)
-    c = (torch.arange(32) + 0.5) / 16 - 1
-    disc = ((c[None, :] ** 2 + c[:, None] ** 2) <= 0.4).float()
-
-    def chunks():
-        while True:
-            activity = disc * (1 + torch.rand(4, 3, 1, 1, generator=g))
-            yield simulator(activity, torch.full((4,), 3.0), g)
-
-    return write_pairs(path, chunks(), n, {"phantoms": "test", **scan_meta()})
-
-
 def test_scan_runs_make_a_2p5d_regression_a_residual_and_a_count_level_estimator(tmp_path):
     from petdiff.models.count_level import CountLevelNet
     from petdiff.models.regression import RegressionUNet
 
-    pairs = _tiny_scan_pairs(tmp_path / "scans.npz")
+    pairs = save_tiny_scan_pairs(tmp_path / "scans.npz")
     common = ["network.overrides.model_channels=8", "data.resolution=16", f"data.path={pairs}", "run.kimg=0.016",
               "run.batch=4", "run.tick=0.008", "run.snapshot_ticks=2", "run.device=cpu", f"run.run_dir={tmp_path}"]
     tiny = [*common, "network.overrides.channel_mult=[1,2]", "network.overrides.num_blocks=1"]
@@ -284,3 +267,38 @@ def test_a_density_label_run_refuses_a_pair_file_without_densities(tmp_path):
         train(config.load_config("pet_regression_scan", [f"data.path={old}", "data.resolution=16", "run.kimg=0.004",
                                                          "run.batch=4", f"run.run_dir={tmp_path}",
                                                          "network.overrides.model_channels=8"]), quiet=True)
+
+
+def test_a_consistency_run_distils_a_residual_into_a_one_pass_sampler(tmp_path):
+    from petdiff.inference import enhance_slices, load_enhancer
+
+    pair = ["data.target=truth", "+data.dose_labels=true", "+data.pixel_size_mm=4.0"]
+    mean_dir = train(_cfg(tmp_path, *pair, "network.preset=pet_mean_64", "+loss.kind=regression", "run.desc=mean"),
+                     quiet=True)
+    mean_snapshot = mean_dir / checkpoint.snapshot_name(0)
+    residual_dir = train(_cfg(tmp_path, *pair, "network.preset=pet_residual_64", "+loss.kind=residual",
+                              f"+loss.mean_network={mean_snapshot}", "run.desc=residual"), quiet=True)
+    teacher = residual_dir / checkpoint.snapshot_name(0)
+    teacher_meta = checkpoint.read_network_metadata(teacher)
+    student_dir = train(_cfg(tmp_path, *pair, "network.preset=pet_residual_64", "+loss.kind=consistency",
+                             f"+loss.teacher={teacher}", "sampling.sampler=consistency", "sampling.steps=1",
+                             "run.desc=consistency"), quiet=True)
+    losses = [json.loads(line)["loss"]["mean"] for line in (student_dir / "stats.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(losses))
+    student = student_dir / checkpoint.snapshot_name(0)
+    meta = checkpoint.read_network_metadata(student)
+    assert meta["role"] == "residual" and meta["residual_std"] == teacher_meta["residual_std"]
+    assert meta["mean_network"]["sha256"] == teacher_meta["mean_network"]["sha256"]
+    assert meta["teacher"]["sha256"] == teacher_meta["sha256"] and meta["sampling"]["sampler"] == "consistency"
+    enhancer = load_enhancer(student)  # the student pairs with the teacher's regression network
+    settings = enhancer.settings("posterior", samples=2)
+    assert settings.sampler == "consistency" and settings.options["num_steps"] == 1
+    calls = []
+    hook = enhancer.residual_model.net.register_forward_hook(lambda m, a, out: calls.append(out.shape[0]))
+    out = enhance_slices(enhancer, torch.rand(2, 1, 16, 16) * 50, 0.25, settings)
+    hook.remove()
+    assert sum(calls) == 2 * 2  # one pass per sample
+    assert bool(torch.isfinite(out.std).all())
+    with pytest.raises(ValueError, match=r"loss\.teacher"):
+        train(_cfg(tmp_path, *pair, "network.preset=pet_residual_64", "+loss.kind=consistency"), quiet=True)
+

@@ -106,3 +106,18 @@ def test_staged_folders_replace_their_namesake_whole(tmp_path):
     with staged_outputs(out, replaces=("old_series",)) as stage:
         (stage / "x.txt").write_text("x")
     assert not (out / "old_series").exists() and (out / "series").is_dir()
+
+
+def test_a_folder_where_a_staged_file_goes_blocks_the_whole_commit(tmp_path):
+    # every target is checked before anything is replaced: no mix of old and new outputs, the blocking path named
+    out = tmp_path / "out"
+    with staged_outputs(out) as stage:
+        (stage / "enhanced.npz").write_text("old")
+        (stage / "enhanced.png").write_text("old")
+    (out / "mean.nii.gz").mkdir()
+    with pytest.raises(ValueError, match=rf"{out / 'mean.nii.gz'} to be a file .*found a folder"):
+        with staged_outputs(out, replaces=("enhanced.*",)) as stage:
+            for name in ("enhanced.npz", "enhanced.png", "mean.nii.gz"):
+                (stage / name).write_text("new")
+    assert (out / "enhanced.npz").read_text() == "old" and (out / "enhanced.png").read_text() == "old"
+    assert sorted(p.name for p in out.iterdir()) == ["enhanced.npz", "enhanced.png", "mean.nii.gz"]

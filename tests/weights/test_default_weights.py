@@ -7,9 +7,8 @@ import pytest
 import torch
 
 from petdiff.evaluate.metrics import psnr
-from petdiff.inference import default_weights_dir
-from petdiff.inference.enhancer import Enhancer
-from petdiff.inference.model import DEFAULT_PAIR, load_pair
+from petdiff.inference import PairEnhancer, default_weights_dir, enhance_slices, load_enhancer
+from petdiff.inference.model import DEFAULT_PAIR
 from petdiff.phantoms import procedural_phantoms
 from petdiff.physics import Projector, poisson_sinogram, thin
 from petdiff.recon import mlem
@@ -18,14 +17,14 @@ CHECK = json.loads(resources.files("petdiff").joinpath("weights/check.json").rea
 
 
 @pytest.fixture(scope="module")
-def enhancer() -> Enhancer:
-    return Enhancer(*load_pair(device="cpu"))
+def enhancer() -> PairEnhancer:
+    return load_enhancer(device="cpu")
 
 
 def test_shipped_pair_loads_and_fits_the_size_budget(enhancer):
-    assert enhancer.mean_model.role == "mean" and enhancer.residual_model.role == "residual"
-    assert enhancer.resolution == (64, 64)
-    assert enhancer.mean_model.meta["target"] == "truth" and enhancer.data["dose_labels"] is True
+    assert enhancer.regression_model.role == "regression" and enhancer.residual_model.role == "residual"
+    assert enhancer.spec.resolution == (64, 64) and enhancer.spec.pixel_size == (4.0, 4.0)
+    assert enhancer.spec.target == "truth" and enhancer.spec.dose_label == "counts"
     assert sum((default_weights_dir() / name).stat().st_size for name in DEFAULT_PAIR) <= 20 * 2**20
 
 
@@ -55,12 +54,13 @@ def test_the_right_count_level_beats_a_tenfold_wrong_one(enhancer):
     recon = mlem(low, projector, n_iter=50)
     scale = 1e6 / projector.forward(truth_activity).flatten(1).sum(dim=1)
     truth = truth_activity * scale.view(-1, 1, 1, 1)
-    counts = low.flatten(1).sum(dim=1)
     settings = enhancer.settings("mean")
     scores = {}
     for name, factor in (("right", 1.0), ("tenfold_low", 0.1), ("tenfold_high", 10.0)):
         with pytest.warns(UserWarning) if factor != 1.0 else _no_warning():
-            out = enhancer.enhance(recon, 0.25, counts * factor, settings)
+            # ×factor counts: the same normalised input, told a count level ×factor (the output scales back)
+            out = enhance_slices(enhancer, recon * factor, 0.25, settings)
+            out = type(out)(**{**out.__dict__, "mean": out.mean / factor})
         scores[name] = (out.mean, float(psnr(out.mean, truth).mean()))
     assert float((scores["right"][0] - scores["tenfold_low"][0]).abs().max()) > 0.1 * float(truth.max())
     assert scores["right"][1] > scores["tenfold_low"][1] + 0.5

@@ -31,13 +31,13 @@ from petdiff.commands.enhance_outputs import format_table, write_case, write_sum
 from petdiff.commands.help import DefaultsFormatter
 from petdiff.commands.lesion_report import case_lesions, lesion_rows, lesions_csv
 from petdiff.commands.progress import Progress
-from petdiff.inference.enhance import reconstruct
-from petdiff.inference.enhancer import Enhancer, SamplingSettings
-from petdiff.inference.model import LoadedModel, load_model, load_pair
-from petdiff.inference.scan_enhance import enhance_scan, model_pixel_size
-from petdiff.inference.single import SingleNetworkEnhancer
+from petdiff.inference.enhancers import Enhancer, load_enhancer
+from petdiff.inference.scan import enhance_scan
+from petdiff.inference.settings import PRECISIONS, SamplingSettings
+from petdiff.inference.spec import DEFAULT_PIXEL_SIZE_MM
 from petdiff.io import UNITS, Scan, read_array_scan, read_scan, scaling_affine
 from petdiff.physics import Geometry
+from petdiff.recon import MLEM_ITERATIONS, reconstruct
 from petdiff.utils.io import check_output_folder
 
 PROG = "petdiff enhance"
@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warm-start", type=float, default=None, metavar="SIGMA",
                    help="start the diffusion at noise level SIGMA instead of sigma_max")
     p.add_argument("--batch-size", type=int, default=32, help="samples per network batch")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="network arithmetic: auto = bfloat16 where the device has native bf16 (about 2x faster on "
+                        "such CPUs, same PSNR and coverage), else float32")
     p.add_argument("--voxel-size", type=float, nargs=3, default=None, metavar=("DZ", "DY", "DX"),
                    help=".npy / .npz voxel size in mm (default: the model's pixel size)")
     dicom = p.add_argument_group("DICOM / SUV (override the tags)")
@@ -119,34 +122,27 @@ def _check_args(args: argparse.Namespace) -> None:
                          "--warm-start / --keep-samples")
 
 
-def load_enhancer(args: argparse.Namespace) -> tuple[Any, LoadedModel, list[LoadedModel]]:
-    """(enhancer, the model whose grid sinograms use, the loaded models) for --method / --network / --device."""
-    if args.method == "denoiser":
-        model = load_model(args.network, args.device)
-        return SingleNetworkEnhancer(model), model, [model]
-    mean, residual = load_pair(args.network, args.device)
-    models = [mean] if residual is None else [mean, residual]
-    return Enhancer(mean, residual), mean, models
-
-
-def resolve_settings(enhancer: Any, args: argparse.Namespace) -> SamplingSettings:
+def resolve_settings(enhancer: Enhancer, args: argparse.Namespace) -> SamplingSettings:
     """The sampling settings of the whole run, resolved once."""
     if args.method == "mean":
-        return enhancer.settings("mean", batch_size=args.batch_size)
+        return enhancer.settings("mean", batch_size=args.batch_size, precision=args.precision)
     return enhancer.settings(args.method, samples=args.samples, seeds=args.seeds, sampler=args.sampler,
-                             steps=args.steps, warm_start=args.warm_start, batch_size=args.batch_size)
+                             steps=args.steps, warm_start=args.warm_start, batch_size=args.batch_size,
+                             precision=args.precision)
 
 
-def read_case(case: Case, args: argparse.Namespace, model: LoadedModel, model_px: tuple[float, float]) -> Scan:
+def read_case(case: Case, args: argparse.Namespace, enhancer: Enhancer) -> Scan:
     """The case as a Scan: read_scan with the DICOM / SUV options, or MLEM of its sinograms (--sinogram)."""
     if args.sinogram:
+        spec = enhancer.spec
         sinos = read_array_scan(case.path, "counts", keys=SINOGRAM_KEYS)
-        res = model.resolution[0]
+        res = spec.resolution[0]
         expected = Geometry(res).sinogram_shape
         if tuple(sinos.images.shape[-2:]) != tuple(expected):
             raise ValueError(f"{case.path}: expected sinograms (n_angles, n_bins) = {tuple(expected)} for the "
                              f"network's {res}×{res} geometry, found {tuple(sinos.images.shape[-2:])}")
-        recon = reconstruct(model, sinos.images[:, 0].to(model.device), args.n_iter).cpu()
+        recon = reconstruct(sinos.images[:, 0], res, args.n_iter or spec.n_iter or MLEM_ITERATIONS)
+        model_px = spec.pixel_size or spec.model_pixel_size((DEFAULT_PIXEL_SIZE_MM, DEFAULT_PIXEL_SIZE_MM))
         size = (1.0, *model_px)
         return Scan(images=recon, units="counts", voxel_size=size, affine=scaling_affine(size),
                     fraction=args.fraction, source=case.path, kind="array",
@@ -157,11 +153,11 @@ def read_case(case: Case, args: argparse.Namespace, model: LoadedModel, model_px
     return read_scan(case.path, units=args.units, fraction=args.fraction, **options)
 
 
-def run_case(case: Case, index: int, total: int, enhancer: Any, settings: SamplingSettings, model: LoadedModel,
-             models: list[LoadedModel], args: argparse.Namespace, out: Path) -> dict[str, Any]:
+def run_case(case: Case, index: int, total: int, enhancer: Enhancer, settings: SamplingSettings,
+             args: argparse.Namespace, out: Path) -> dict[str, Any]:
     """Read, enhance and write one case; returns its summary row (raises on failure)."""
     label = f"case {index}/{total} {case.name}"
-    scan = read_case(case, args, model, model_pixel_size(enhancer.data))
+    scan = read_case(case, args, enhancer)
     for note in scan.notes:
         print(f"{PROG}: {case.name}: {note}", file=sys.stderr, flush=True)
     pixel_size = None
@@ -187,7 +183,8 @@ def run_case(case: Case, index: int, total: int, enhancer: Any, settings: Sampli
     for note in result.report["notes"]:
         print(f"{PROG}: {case.name}: {note}", file=sys.stderr, flush=True)
     meta = {"input": str(case.path), "case": case.name, "kind": "sinogram" if args.sinogram else scan.kind,
-            "networks": [str(m.path) for m in models], "reader_notes": list(scan.notes),
+            "networks": [str(m.path) for m in enhancer.models], "model": enhancer.spec.as_dict(),
+            "reader_notes": list(scan.notes),
             "suv": scan.suv.describe() if scan.suv is not None else None, **result.report}
     written = write_case(out / case.name, scan, result, meta, lesions)
     n, h, w = scan.shape
@@ -207,13 +204,13 @@ def _run(args: argparse.Namespace) -> int:
     cases, notes = expand_inputs(args.inputs)
     for note in notes:
         print(f"{PROG}: {note}", file=sys.stderr, flush=True)
-    enhancer, model, models = load_enhancer(args)
+    enhancer = load_enhancer(args.network, args.method, args.device)
     settings = resolve_settings(enhancer, args)
     rows = []
     for index, case in enumerate(cases, start=1):
         start = time.perf_counter()
         try:
-            row = run_case(case, index, len(cases), enhancer, settings, model, models, args, out)
+            row = run_case(case, index, len(cases), enhancer, settings, args, out)
         except (ValueError, OSError, RuntimeError) as exc:
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             print(f"{PROG}: {case.name}: failed: {message}", file=sys.stderr, flush=True)

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from petdiff.inference.panel import enhancement_panel, panel_slices
-from petdiff.inference.scan_enhance import ScanEnhancement
+from petdiff.commands.panel import enhancement_panel, panel_slices
+from petdiff.inference.scan import ScanEnhancement
 from petdiff.io import Scan, write_scan
 from petdiff.utils.io import atomic_save_npz, atomic_write, staged_outputs
 
@@ -47,8 +47,9 @@ def _panel(scan: Scan, result: ScanEnhancement) -> bytes:
     slices = panel_slices(len(low), low.reshape(len(low), -1).max(axis=1) > 0, PANEL_SLICES)
     std = _numpy(result.std)
     title = "low-dose input / f" if counts else f"low-dose input ({scan.units})"
+    mean_title = "regression mean" if result.settings.method == "mean" else "posterior mean"
     return enhancement_panel(shown, _numpy(result.mean)[:, 0], None if std is None else std[:, 0], slices,
-                             input_title=title)
+                             input_title=title, mean_title=mean_title)
 
 
 def write_case(folder: Path, scan: Scan, result: ScanEnhancement, meta: dict[str, Any],

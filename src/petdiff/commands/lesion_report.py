@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from petdiff.evaluate.lesions import FIELDS, hotspot_labels, lesion_intervals, lesion_table
-from petdiff.inference.scan_enhance import ScanEnhancement
+from petdiff.inference.scan import ScanEnhancement
 from petdiff.io import Scan
 from petdiff.io.lesion_masks import LesionMask, read_lesion_mask
 

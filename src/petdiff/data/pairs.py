@@ -15,7 +15,7 @@ import torch
 from petdiff.data.normalization import Normalizer
 from petdiff.phantoms.perturb import class_pixel_counts, perturbed_class_concentrations
 from petdiff.physics import Projector, expected_sinogram, thin
-from petdiff.recon import mlem
+from petdiff.recon import MLEM_ITERATIONS, mlem
 from petdiff.utils.validation import check_fraction, check_image_batch, check_non_negative, check_positive
 
 Range = float | tuple[float, float] | Sequence[float]
@@ -101,7 +101,7 @@ class PairSimulator:
         projector: Projector,
         counts: Range = 1e6,
         fraction: Range = 0.25,
-        n_iter: int = 50,
+        n_iter: int = MLEM_ITERATIONS,
         alpha: float | None = None,
         normalization: str = "quantitative",
         random_contrast: float = 0.0,

@@ -35,24 +35,26 @@ class PosteriorEnsemble:
 class RunningMoments:
     """Welford per slice: m_k = m_{k−1} + (x_k − m_{k−1})/k, M2_k = M2_{k−1} + (x_k − m_{k−1})(x_k − m_k)."""
 
-    def __init__(self, shape: Sequence[int], device: torch.device):
+    def __init__(self, shape: Sequence[int], device: torch.device | str = "cpu"):
         # float64 accumulators: the M2 update subtracts nearly equal numbers when the spread is small
-        self.count = [0] * int(shape[0])
+        self.count = torch.zeros(int(shape[0]), dtype=torch.int64, device=device)
         self.mean = torch.zeros(tuple(shape), dtype=torch.float64, device=device)
         self.m2 = torch.zeros_like(self.mean)
 
-    def update(self, index: int, x: torch.Tensor) -> None:
-        """Add one sample x (C,H,W) of slice `index`."""
+    def update(self, index: int | slice | Sequence[int], x: torch.Tensor) -> None:
+        """Add one sample of slice `index` (x: (C, H, W)), or of the slices `index` (x: (n, C, H, W))."""
+        x = x.to(self.mean.device, torch.float64)
         self.count[index] += 1
-        x = x.double()
+        k = self.count[index].to(torch.float64)
+        k = k.view(-1, *[1] * (x.ndim - 1)) if k.ndim else k
         delta = x - self.mean[index]
-        self.mean[index] += delta / self.count[index]
+        self.mean[index] += delta / k
         self.m2[index] += delta * (x - self.mean[index])
 
     def variance(self) -> torch.Tensor:
-        """Unbiased variance M2/(k − 1) per slice (needs k ≥ 2 everywhere)."""
-        k = torch.tensor(self.count, dtype=torch.float64, device=self.m2.device).view(-1, *[1] * (self.m2.ndim - 1))
-        return self.m2 / (k - 1)
+        """Unbiased variance M2/(k − 1) per slice (slices with k < 2 give 0)."""
+        k = self.count.clamp_min(2).to(torch.float64).view(-1, *[1] * (self.m2.ndim - 1))
+        return self.m2.clamp_min(0) / (k - 1)
 
 
 def _check_positive_int(name: str, value: object) -> int:

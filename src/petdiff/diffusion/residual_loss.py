@@ -6,12 +6,15 @@ class_labels, augment_pipe, generator) → per-pixel loss (B, C, H, W).
 * ResidualLoss: EDM's denoising loss on r = (x − μ(y, d))·σ_d/σ_r with μ frozen, the network
   conditioned on (y, μ) and told d; σ_r is the residual's measured standard deviation, so the
   scaled residual has EDM's data std σ_d and its noise schedule fits.
+* ResidualConsistencyLoss: consistency distillation of a trained residual model (the teacher) on the same
+  scaled residual and condition, for one- or two-pass posterior samples (`diffusion.consistency`).
 """
 
 from __future__ import annotations
 
 import torch
 
+from petdiff.diffusion.consistency import ConsistencyDistillationLoss
 from petdiff.diffusion.loss import AugmentPipeLike, EDMLoss
 from petdiff.models.dihedral import random_dihedral
 from petdiff.models.rng import GeneratorLike, as_generator
@@ -70,3 +73,30 @@ class ResidualLoss:
         residual, mean = self.residual(images, condition, class_labels)
         return self.edm(net, residual, condition=torch.cat([condition, mean], dim=1), class_labels=class_labels,
                         generator=generator)
+
+
+class ResidualConsistencyLoss:
+    """Consistency distillation of a residual model: ResidualLoss's residual and (y, μ) condition, the teacher's ODE."""
+
+    def __init__(self, mean_net: torch.nn.Module, residual_std: float, teacher: torch.nn.Module,
+                 num_scales: int = 18, sigma_min: float = 0.002, sigma_max: float = 10.0, rho: float = 7.0):
+        self.residual = ResidualLoss(mean_net, residual_std, EDMLoss(sigma_data=float(teacher.sigma_data)))
+        self.distill = ConsistencyDistillationLoss(teacher, num_scales, sigma_min, sigma_max, rho)
+
+    def __call__(
+        self,
+        net: torch.nn.Module,
+        images: torch.Tensor,
+        condition: torch.Tensor | None = None,
+        class_labels: torch.Tensor | None = None,
+        augment_pipe: AugmentPipeLike | None = None,
+        generator: GeneratorLike = None,
+    ) -> torch.Tensor:
+        """Per-pixel consistency loss of the student on the scaled residual (dihedral augmentation as ResidualLoss)."""
+        if condition is None:
+            raise ValueError("condition: the residual consistency loss needs the low-dose image, found None")
+        generator = as_generator(generator)
+        images, condition = random_dihedral(images, condition, generator=generator)
+        residual, mean = self.residual.residual(images, condition, class_labels)
+        return self.distill(net, residual, condition=torch.cat([condition, mean], dim=1), class_labels=class_labels,
+                            generator=generator)

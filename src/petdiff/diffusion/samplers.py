@@ -214,8 +214,41 @@ def sample_dpmpp_2m(
     return x
 
 
-SAMPLERS: Mapping[str, Callable[..., torch.Tensor]] = MappingProxyType(
+@torch.no_grad()
+def sample_consistency(
+    denoise: Denoiser,
+    x: torch.Tensor,
+    sigmas: torch.Tensor | Sequence[float],
+    *,
+    noise: NoiseSource | torch.Generator | None = None,
+    callback: Callback | None = None,
+    disable: bool = True,
+) -> torch.Tensor:
+    """Multistep consistency sampling (Song et al. 2023, Algorithm 1): x₀ = f(x, σ_0), then x₀ = f(x₀ + σ_i·ε, σ_i).
+
+    `denoise` is a distilled consistency function f (`diffusion.consistency`); `x` is the latent scaled by σ_0;
+    one pass per non-zero level of `sigmas` (num_steps passes with karras_sigmas); `noise` re-injects the noise.
+    """
+    s = [v for v in _check_sigmas(sigmas) if v > 0]
+    x = _check_latent(x)
+    randn_like = _as_randn_like(noise)
+    if len(s) > 1 and randn_like is None:
+        raise ValueError("noise: multistep consistency sampling re-injects noise; pass a noise source")
+    x0 = None
+    for i in trange(len(s), disable=disable):
+        if x0 is not None:
+            x = x0 + s[i] * randn_like(x0)
+        x0 = _denoise(denoise, x, s[i])
+        if callback is not None:
+            callback({"x": x, "i": i, "sigma": s[i], "sigma_hat": s[i], "denoised": x0})
+    return x0
+
+
+ODE_SOLVERS: Mapping[str, Callable[..., torch.Tensor]] = MappingProxyType(
     {"edm": sample_edm, "euler": sample_euler, "dpmpp_2m": sample_dpmpp_2m}
+)  # solvers of the probability-flow ODE (any denoiser)
+SAMPLERS: Mapping[str, Callable[..., torch.Tensor]] = MappingProxyType(
+    {**ODE_SOLVERS, "consistency": sample_consistency}  # + samplers of distilled networks
 )
 
 

@@ -14,10 +14,10 @@ import torch
 from petdiff.evaluate.metrics import psnr, scale_to_total
 from petdiff.phantoms import procedural_phantoms
 from petdiff.physics import Projector, poisson_sinogram, thin
-from petdiff.recon import gaussian_filter, mlem
+from petdiff.recon import MLEM_ITERATIONS, gaussian_filter, mlem
 from petdiff.utils.validation import check_fraction, check_positive
 
-N_ITER = 50
+N_ITER = MLEM_ITERATIONS
 # 0 … 4 px in steps of 1/8 px; at 64×64 the optimum lies near 1 px (BrainWeb, 25 % of 1e6 counts)
 FWHM_GRID: tuple[float, ...] = tuple(i / 8 for i in range(33))
 # procedural training phantoms are drawn from this seed offset so they never coincide with procedural test scans

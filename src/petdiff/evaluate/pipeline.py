@@ -20,12 +20,10 @@ from petdiff.evaluate.lesion_scores import lesion_errors
 from petdiff.evaluate.masks import head_mask
 from petdiff.evaluate.scans import Phantoms, Scans, simulate_scans
 from petdiff.evaluate.scoring import aggregate, best_baseline, score_images, score_posterior
-from petdiff.inference.context import with_context
-from petdiff.inference.enhance import data_iterations
-from petdiff.inference.enhancer import Enhancer, PairEnhancement
-from petdiff.inference.single import SingleNetworkEnhancer
+from petdiff.inference.enhancers import Enhancer
+from petdiff.inference.volume import VolumeEnhancement, enhance_volume
 from petdiff.physics import Projector
-from petdiff.recon import mlem
+from petdiff.recon import MLEM_ITERATIONS, mlem
 
 LOW_DOSE_BASELINES = ("low_dose_mlem", "early_stop_mlem", "post_filter")
 
@@ -57,25 +55,19 @@ class Evaluation:
 
 
 def _enhance(
-    enhancer: Enhancer | SingleNetworkEnhancer, low: torch.Tensor, recon: torch.Tensor, n_iter: int,
+    enhancer: Enhancer, low: torch.Tensor, recon: torch.Tensor, n_iter: int,
     projector: Projector, fraction: float, options: dict[str, Any], adjacent: bool = False,
-) -> PairEnhancement:
-    """The model's outputs for low-dose scans, told each scan's measured counts, conditioned on MLEM with the
-    iterations the networks were trained on (`recon`, the n_iter-iteration image in low-dose units, is reused
-    when those agree). A pair gives its regression and, with a residual model, its posterior; a single denoiser
-    its posterior."""
-    trained = data_iterations(enhancer.data, default=n_iter)  # scan models saw many: the evaluation's own
+) -> VolumeEnhancement:
+    """The model's outputs for low-dose scans, conditioned on MLEM with the iterations the networks were trained
+    on (`recon`, the n_iter-iteration image in low-dose counts, is reused when those agree; scan models saw many:
+    the evaluation's own). Adjacent slices of one volume go in with their 2.5D context, else each slice on its own.
+    The enhancer's fullest method runs: a pair's posterior (or its regression alone), a denoiser's."""
+    trained = enhancer.spec.n_iter or n_iter
     if trained != n_iter:
         recon = mlem(low, projector, n_iter=trained)
-    counts = low.flatten(1).sum(dim=1)  # = Σ s·λ of the MLEM image: MLEM preserves counts
-    k = getattr(enhancer, "context", 0)  # 2.5D models: neighbours when the scans are adjacent slices, else 2D input
-    recon = with_context(recon, k) if adjacent else recon.repeat(1, 2 * k + 1, 1, 1)
-    if isinstance(enhancer, SingleNetworkEnhancer):
-        method = "denoiser"
-    else:
-        method = "posterior" if enhancer.residual_model is not None else "mean"
+    method = enhancer.methods[-1]
     settings = enhancer.settings(method, **({} if method == "mean" else options))
-    return enhancer.enhance(recon, fraction, counts, settings, keep_samples=method != "mean")
+    return enhance_volume(enhancer, recon, fraction, settings, independent=not adjacent, keep_samples=method != "mean")
 
 
 def evaluate_scans(
@@ -86,7 +78,7 @@ def evaluate_scans(
     samples: int = 8,
     seed: int = 0,
     tune_n: int = 32,
-    n_iter: int = 50,
+    n_iter: int = MLEM_ITERATIONS,
     enhance_options: dict[str, Any] | None = None,
     log=print,
 ) -> Evaluation:
@@ -115,9 +107,9 @@ def evaluate_scans(
             options = {"samples": samples, "seeds": [seed + k for k in range(samples)], **(enhance_options or {})}
             recon = images["low_dose_mlem"] * fraction
             result = _enhance(model, scans.low[fraction], recon, n_iter, projector, fraction, options, adjacent)
-            if isinstance(model, Enhancer):
+            if result.regression is not None:
                 images["regression_mean"] = result.regression
-            if result.std is not None or not isinstance(model, Enhancer):
+            if result.samples is not None:
                 images["posterior_mean"] = result.mean
             std = result.std
             if std is not None:
@@ -136,34 +128,34 @@ def evaluate_scans(
 def optional_model(network: str | None, no_model: bool, device: str | None = None) -> tuple[Any, str]:
     """(model or None, a note saying what is evaluated): --no-model, or no --network and no shipped weights → None.
 
-    A regression or residual snapshot gives an Enhancer (the residual brings its regression network), a
-    single conditional denoiser its LoadedModel. A --network that cannot be loaded is an error (ValueError),
+    A regression or residual snapshot gives the pair's enhancer (the residual brings its regression network), a
+    single conditional denoiser its own. A --network that cannot be loaded is an error (ValueError),
     not a silent fallback to the baselines.
     """
     if no_model:
         return None, "Baselines only (--no-model): no posterior mean / uncertainty."
-    from petdiff.inference.model import load_model, load_pair, read_role
+    from petdiff.inference.enhancers import load_enhancer
+    from petdiff.inference.model import read_role
 
     if network is not None:
-        if read_role(network) == "denoiser":
-            model = load_model(network, device=device)
-            return SingleNetworkEnhancer(model), f"Model: {model.path} (single conditional denoiser)."
-        enhancer = Enhancer(*load_pair(network, device=device))
+        method = "denoiser" if read_role(network) == "denoiser" else None
+        enhancer = load_enhancer(network, method, device=device)
         return enhancer, f"Model: {describe(enhancer)}."
     try:
-        enhancer = Enhancer(*load_pair(None, device=device))
+        enhancer = load_enhancer(None, device=device)
     except ValueError as exc:
         return None, f"Baselines only: no --network given and no shipped model ({exc})."
     return enhancer, f"Model: the shipped pair ({describe(enhancer)})."
 
 
+ROLE_NAMES = {"regression": "regression", "residual": "residual diffusion", "denoiser": "single conditional denoiser",
+              "count_level": "count level"}
+
+
 def describe(enhancer: Enhancer) -> str:
     """'mean.safetensors (regression, 40 kimg) + residual.safetensors (residual diffusion, 20 kimg)'."""
-    parts = [f"{enhancer.mean_model.path.name} (regression, {enhancer.mean_model.meta.get('kimg', '?')} kimg)"]
-    if enhancer.residual_model is not None:
-        residual = enhancer.residual_model
-        parts.append(f"{residual.path.name} (residual diffusion, {residual.meta.get('kimg', '?')} kimg)")
-    return " + ".join(parts)
+    return " + ".join(f"{m.path.name} ({ROLE_NAMES[m.role]}, {m.meta.get('kimg', '?')} kimg)"
+                      for m in enhancer.models)
 
 
 def open_model(
@@ -179,7 +171,7 @@ def open_model(
 
     device = select_device(0, device)
     model, note = optional_model(network, no_model, device)
-    resolution = model.resolution[0] if model is not None else default_resolution
+    resolution = model.spec.resolution[0] if model is not None else default_resolution
     return device, model, note, resolution
 
 
@@ -193,10 +185,6 @@ def model_info(model: Any) -> dict[str, Any] | None:
     if model is None:
         return None
     keys = ("role", "kimg", "target", "normalization", "data", "sampling", "config_hash", "residual_std")
-    if isinstance(model, SingleNetworkEnhancer):
-        model = model.model
-    if isinstance(model, Enhancer):
-        loaded = [m for m in (model.mean_model, model.residual_model) if m is not None]
-        return {m.meta.get("role", "denoiser"): {"path": str(m.path), **{k: m.meta[k] for k in keys if k in m.meta}}
-                for m in loaded}
-    return {"path": str(model.path), **{k: model.meta[k] for k in keys if k in model.meta}}
+    facts = {m.meta.get("role", "denoiser"): {"path": str(m.path), **{k: m.meta[k] for k in keys if k in m.meta}}
+             for m in model.models}
+    return facts.get("denoiser", facts)  # a single denoiser: its facts alone

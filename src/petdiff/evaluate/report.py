@@ -35,15 +35,18 @@ def panel_figure(
     units: str = "counts / pixel",
     ncols: int | None = None,
     dpi: int = 110,
+    vmax: float | None = None,
 ) -> bytes:
     """Labelled images with colour bars, `ncols` per row (default: one row); kind 'activity' panels share one
-    0…max scale set by the first two (truth, full dose), 'std' and 'error' (symmetric, diverging) have their own."""
+    0…max scale set by the first two (truth, full dose) unless `vmax` is given (a display window, as a PET viewer's),
+    'std' and 'error' (symmetric, diverging) have their own."""
     from matplotlib.figure import Figure
 
     activity = [img for _, img, kind in columns if kind == "activity"]
     # the reference images set the scale: the first (the truth) and the 99.5th percentile of the second (full
     # dose); brighter pixels of the other images saturate rather than hiding the anatomy of all of them
-    vmax = max([float(np.max(activity[0]))] + [float(np.percentile(img, 99.5)) for img in activity[1:2]]) or 1.0
+    if vmax is None:
+        vmax = max([float(np.max(activity[0]))] + [float(np.percentile(img, 99.5)) for img in activity[1:2]]) or 1.0
     n = len(columns)
     ncols = min(ncols or n, n)
     nrows = -(-n // ncols)

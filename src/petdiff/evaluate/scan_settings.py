@@ -24,6 +24,8 @@ from petdiff.data.normalization import Normalizer
 from petdiff.data.scan_pairs import ScanPairSimulator, ScanSimulation, SimulatedScans
 from petdiff.evaluate.masks import dilate
 from petdiff.evaluate.metrics import psnr, ssim
+from petdiff.inference.tiling import object_tiles
+from petdiff.inference.volume import enhance_volume
 from petdiff.models.dose import density_from_labels, peak_density
 from petdiff.phantoms import body_slabs, brain_slabs
 from petdiff.recon import gaussian_filter
@@ -153,18 +155,26 @@ def method_scores(x: torch.Tensor, scans: SimulatedScans, lesions: torch.Tensor)
     }
 
 
-def estimate_density(estimator: torch.nn.Module, low: torch.Tensor, fraction: torch.Tensor) -> torch.Tensor:
-    """ρ̂ (B,) from the count-level network, which sees only the normalised tile (scale-free: its noise)."""
+def estimate_density(estimator: torch.nn.Module, low: torch.Tensor, fraction: torch.Tensor,
+                     tile: tuple[int, int] = (64, 64)) -> torch.Tensor:
+    """ρ̂/ρ (B,) per slab: the count-level network's median over the object's training-sized tiles (as
+    `enhance_scan` estimates K), each tile seen normalised (scale-free: only its noise tells), divided by the truth."""
     normalizer = Normalizer("quantitative")
-    scale = normalizer.scale(low[:, low.shape[1] // 2 :][:, :1], fraction)
-    with torch.no_grad():
-        return density_from_labels(estimator(normalizer.normalize(low, scale * fraction)))
+    k = low.shape[1] // 2
+    factors = []
+    for tiles, f in zip(object_tiles(low, tile), fraction.tolist()):
+        ft = torch.full((tiles.shape[0],), f)
+        scale = normalizer.scale(tiles[:, k : k + 1], ft)
+        with torch.no_grad():
+            rho_hat = density_from_labels(estimator(normalizer.normalize(tiles, scale * ft)))
+        factors.append((rho_hat / peak_density(tiles)).median())
+    return torch.stack(factors)
 
 
 def evaluate_setting(enhancer: Any, setting: ScanSetting, fraction: float, n: int, samples: int = 8,
-                     estimator: torch.nn.Module | None = None, batch: int = 4, seed: int = HELD_OUT_SEED
-                     ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """Scores of every method on n held-out slabs of one setting at one dose, and example images for the figure."""
+                     estimator: torch.nn.Module | None = None, batch: int = 4, seed: int = HELD_OUT_SEED,
+                     precision: str = "float32") -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Scores of every method on n held-out slabs of one setting at one dose, and its images in SUV (for figures)."""
     scans, slabs = simulate_setting(setting, fraction, n, seed)
     centre = slabs.lesions[:, slabs.context : slabs.context + 1][:, 0]
     f = scans.fraction.view(-1, 1, 1, 1)
@@ -174,17 +184,12 @@ def evaluate_setting(enhancer: Any, setting: ScanSetting, fraction: float, n: in
               f"filter {fwhm:g} mm": _filter(low, fwhm, setting.pixel_mm)}
     std = None
     if enhancer is not None:
-        settings = enhancer.settings("posterior", samples=samples) if samples else enhancer.settings("mean")
-        means, regressions, stds = [], [], []
-        for i in range(0, n, batch):
-            part = enhancer.enhance(scans.low_dose[i : i + batch], scans.fraction[i : i + batch], None, settings)
-            means.append(part.mean)
-            regressions.append(part.regression)
-            stds.append(part.std if part.std is not None else torch.zeros_like(part.mean))
-        images["regression"] = torch.cat(regressions)
+        settings = (enhancer.settings("posterior", samples=samples, precision=precision) if samples
+                    else enhancer.settings("mean", precision=precision))
+        out = enhance_volume(enhancer, scans.low_dose, fraction, settings, slab=batch)  # stacks with their context
+        images["regression"] = out.regression
         if samples:
-            images["posterior mean"] = torch.cat(means)
-            std = torch.cat(stds)
+            images["posterior mean"], std = out.mean, out.std
     result: dict[str, Any] = {"setting": setting.name, "fraction": fraction, "n": n, "filter_fwhm_mm": fwhm,
                               "methods": {name: method_scores(x, scans, centre) for name, x in images.items()
                                           if name != "truth"}}
@@ -194,16 +199,17 @@ def evaluate_setting(enhancer: Any, setting: ScanSetting, fraction: float, n: in
         result["coverage90"] = float(inside[body].float().mean())
         images["posterior std"] = std
     if estimator is not None:
-        truth_rho = peak_density(scans.low_dose)
-        factor = estimate_density(estimator, scans.low_dose, scans.fraction) / truth_rho
+        factor = estimate_density(estimator, scans.low_dose, scans.fraction)
         result["count_level"] = {"median_factor": float(factor.median()),
                                  "within_1.5x": float(((factor < 1.5) & (factor > 1 / 1.5)).float().mean()),
                                  "log10_rmse": float(factor.log10().pow(2).mean().sqrt())}
-    return result, images
+    suv = scans.per_pixel.view(-1, 1, 1, 1)  # full-dose counts per pixel per SUV
+    return result, {name: x / suv for name, x in images.items()}
 
 
 def evaluate_settings(enhancer: Any, names: list[str], fractions: list[float], n: int, samples: int = 8,
-                      estimator: torch.nn.Module | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+                      estimator: torch.nn.Module | None = None, precision: str = "float32"
+                      ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Every (setting, dose) pair: the results and, per setting, the example images at the first dose."""
     unknown = [name for name in names if name not in SETTINGS]
     if unknown:
@@ -213,7 +219,8 @@ def evaluate_settings(enhancer: Any, names: list[str], fractions: list[float], n
         for k, fraction in enumerate(fractions):
             if not (0 < fraction <= 1 and math.isfinite(fraction)):
                 raise ValueError(f"fractions: expected dose fractions in (0, 1], found {fraction!r}")
-            result, images = evaluate_setting(enhancer, SETTINGS[name], fraction, n, samples, estimator)
+            result, images = evaluate_setting(enhancer, SETTINGS[name], fraction, n, samples, estimator,
+                                              precision=precision)
             results.append(result)
             if k == 0:
                 examples[name] = images

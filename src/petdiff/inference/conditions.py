@@ -18,6 +18,7 @@ from petdiff.data.pairs import Pairs, PairSimulator
 from petdiff.data.sources import phantom_source
 from petdiff.inference.model import LoadedModel
 from petdiff.physics import Projector
+from petdiff.recon import MLEM_ITERATIONS
 
 _MASK64 = (1 << 64) - 1
 
@@ -118,7 +119,7 @@ def conditions_from_config(data: Mapping[str, Any], model: LoadedModel) -> Condi
         Projector(resolution, device=device),
         counts=_plain(data.get("counts", 1e6)),
         fraction=_plain(data.get("fraction", 0.25)),
-        n_iter=data.get("n_iter", 50),
+        n_iter=data.get("n_iter", MLEM_ITERATIONS),
         alpha=data.get("alpha"),
         normalization=normalization,
         random_contrast=float(data.get("random_contrast") or 0.0),

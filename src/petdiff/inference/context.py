@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
+
+
+def context_stack(volume: torch.Tensor, rows: Sequence[int], k: int, independent: bool = False) -> torch.Tensor:
+    """(len(rows), 2k+1, H, W): slice i with slices i−k … i+k, clamped to the volume (replicate along z)."""
+    n = volume.shape[0]
+    offsets = torch.arange(-k, k + 1)
+    index = torch.as_tensor(list(rows))[:, None] + (0 * offsets if independent else offsets)[None, :]
+    index = index.clamp(0, n - 1).flatten().to(volume.device)
+    return volume[index, 0].reshape(len(rows), 2 * k + 1, *volume.shape[-2:])
 
 
 def with_context(slices: torch.Tensor, k: int) -> torch.Tensor:
@@ -14,6 +25,4 @@ def with_context(slices: torch.Tensor, k: int) -> torch.Tensor:
         raise ValueError(f"slices: expected a (N, 1, H, W) stack of adjacent slices, found {tuple(slices.shape)}")
     if k < 0:
         raise ValueError(f"k: expected a number of context slices ≥ 0, found {k}")
-    n = slices.shape[0]
-    index = (torch.arange(n)[:, None] + torch.arange(-k, k + 1)[None, :]).clamp(0, n - 1).to(slices.device)
-    return slices[:, 0][index]
+    return context_stack(slices, range(slices.shape[0]), k)

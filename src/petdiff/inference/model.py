@@ -11,8 +11,8 @@ from typing import Any
 import torch
 
 from petdiff.data.normalization import NORMALIZATIONS
+from petdiff.inference.spec import snapshot_role
 from petdiff.models import build_network
-from petdiff.models.regression import REGRESSION_ROLES
 from petdiff.training.checkpoint import load_network, read_network_metadata, sidecar_path
 from petdiff.training.distributed import select_device
 
@@ -20,10 +20,10 @@ MODES = ("pet", "images")
 # The shipped residual-corrective pair; load_model(None) gives its regression network, load_pair(None) both.
 DEFAULT_PAIR = ("mean.safetensors", "residual.safetensors")
 DEFAULT_WEIGHTS = DEFAULT_PAIR[0]
-# Condition channels per sidecar role, for k context slices each side (data.context; 0 for the 2D models): the
-# single conditional denoiser, the regression mean and the count-level estimator see the 2k+1 low-dose slices; the
-# residual diffusion model sees (low dose, mean). Snapshots without a role are denoisers.
-ROLE_CONDITIONS = {"denoiser": 1, "mean": 1, "regression": 1, "count_level": 1, "residual": 2}
+COUNT_LEVEL_FILE = "count_level.safetensors"  # optional third snapshot beside a scan-model pair: estimates K
+# Extra condition channels per sidecar role (aliases resolved) besides the 2k+1 low-dose slices: the residual
+# diffusion model also sees the regression mean. Snapshots without a role are denoisers.
+ROLE_EXTRA_CONDITIONS = {"denoiser": 0, "regression": 0, "residual": 1, "count_level": 0}
 
 
 def default_weights_dir() -> Path:
@@ -51,8 +51,9 @@ class LoadedModel:
 
     @property
     def role(self) -> str:
-        """'denoiser' (one conditional diffusion network), 'mean' (regression) or 'residual' (diffusion on x − μ)."""
-        return self.meta.get("role", "denoiser")
+        """'denoiser' (one conditional diffusion network), 'regression' (old snapshots: 'mean'), 'residual'
+        (diffusion on x − μ) or 'count_level' (the count-level estimator)."""
+        return snapshot_role(self.meta)
 
     @property
     def resolution(self) -> tuple[int, int]:
@@ -93,10 +94,11 @@ def check_meta(meta: dict[str, Any], net: torch.nn.Module, where: str) -> None:
         raise ValueError(f"{where}: expected field 'resolution' = {height} (the network's), found {resolution!r}")
     cond = net.cond_channels
     if mode == "pet":
-        role = meta.get("role", "denoiser")
-        if role not in ROLE_CONDITIONS:
-            raise ValueError(f"{where}: expected field 'role' in {sorted(ROLE_CONDITIONS)}, found {role!r}")
-        expected = ROLE_CONDITIONS[role] + 2 * int((meta.get("data") or {}).get("context") or 0)
+        role = snapshot_role(meta)
+        if role not in ROLE_EXTRA_CONDITIONS:
+            raise ValueError(f"{where}: expected field 'role' in {sorted(ROLE_EXTRA_CONDITIONS)}, found {role!r}")
+        context = (meta.get("data") or {}).get("context", 0) or 0
+        expected = 2 * int(context) + 1 + ROLE_EXTRA_CONDITIONS[role]
         if cond != expected or meta.get("cond_channels", expected) != expected:
             raise ValueError(f"{where}: a {role!r} network of mode 'pet' has cond_channels = {expected}, found {cond}")
         if meta.get("normalization") not in NORMALIZATIONS:
@@ -119,11 +121,9 @@ def load_model(path: str | os.PathLike | None = None, device: str | torch.device
     return LoadedModel(net=net.eval().requires_grad_(False), meta=meta, path=weights)
 
 
-
-
 def read_role(path: str | os.PathLike) -> str:
     """The role a snapshot's sidecar declares ('denoiser' when it has none), without loading the weights."""
-    return read_network_metadata(_resolve_path(path)).get("role", "denoiser")
+    return snapshot_role(read_network_metadata(_resolve_path(path)))
 
 
 def load_pair(path: str | os.PathLike | None = None, device: str | torch.device | None = None
@@ -141,10 +141,10 @@ def load_pair(path: str | os.PathLike | None = None, device: str | torch.device 
             raise ValueError(f"network: no default weights in {folder} (expected {' + '.join(DEFAULT_PAIR)} "
                              "with their .json sidecars); pass a snapshot with --network")
     first = load_model(path, device)
-    if first.role in REGRESSION_ROLES:
+    if first.role == "regression":
         return first, None
     if first.role != "residual":
-        raise ValueError(f"network: {first.path}: expected a regression ('mean') or residual snapshot, found role "
+        raise ValueError(f"network: {first.path}: expected a regression or residual snapshot, found role "
                          f"{first.role!r} (a single conditional denoiser: use --method denoiser)")
     source = first.meta.get("mean_network")
     if not isinstance(source, dict) or not isinstance(source.get("file"), str):
@@ -164,6 +164,17 @@ def load_pair(path: str | os.PathLike | None = None, device: str | torch.device 
         raise ValueError(f"{sidecar_path(first.path)}: its regression network {source['file']} (sha256 "
                          f"{str(recorded)[:12]}…) is neither next to it nor at {source.get('path')}")
     mean = load_model(mean_path, device)
-    if mean.role not in REGRESSION_ROLES:
-        raise ValueError(f"{mean_path}: expected role 'mean' or 'regression', found {mean.role!r}")
+    if mean.role != "regression":
+        raise ValueError(f"{mean_path}: expected role 'regression' (or 'mean'), found {mean.role!r}")
     return mean, first
+
+
+def load_count_estimator(folder: Path, device: str | torch.device | None = None) -> LoadedModel | None:
+    """The optional count-level network (`count_level.safetensors`, role 'count_level') in `folder`, else None."""
+    path = Path(folder) / COUNT_LEVEL_FILE
+    if not path.is_file() or not sidecar_path(path).is_file():
+        return None
+    model = load_model(path, device)
+    if model.role != "count_level":
+        raise ValueError(f"{sidecar_path(path)}: expected role 'count_level', found {model.role!r}")
+    return model

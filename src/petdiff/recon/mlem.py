@@ -10,6 +10,7 @@ import torch
 from petdiff.physics.projector import Projector, SparseOperator
 from petdiff.utils.validation import check_image_batch, check_non_negative
 
+MLEM_ITERATIONS = 50  # the default number of MLEM iterations (training pairs, evaluation, inference)
 
 def em_update(
     x: torch.Tensor, y: torch.Tensor, op: SparseOperator, inv_sensitivity: torch.Tensor, s: torch.Tensor | None
@@ -142,7 +143,7 @@ def _iterate(
 def mlem(
     sinograms: torch.Tensor,
     projector: Projector,
-    n_iter: int = 50,
+    n_iter: int = MLEM_ITERATIONS,
     tol: float | None = None,
     background: float | torch.Tensor | None = None,
     subsets: int = 1,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import numpy as np
 import torch
 
 from petdiff.data.images import ImageFolderDataset
@@ -118,6 +119,23 @@ class DatasetBatches:
         self.sampler.load_state_dict(state)
 
 
+def informative_pairs(dataset: PairFileDataset, min_density: float | None) -> torch.utils.data.Dataset:
+    """The pairs whose low-dose peak holds at least `min_density` counts per pixel (all when None).
+
+    A patch whose low dose recorded (almost) nothing has no scale to normalise by, so its target lands far outside the
+    network range (measured: 0.5 % of the scan patches below 1 count per pixel, with targets up to 67 instead of ≤ 10);
+    it teaches nothing and its loss swamps the batch.
+    """
+    if min_density is None:
+        return dataset
+    if "density" not in dataset.arrays:
+        raise ValueError(f"data.min_density: needs a pair file with the 'density' field, found {dataset.path} without")
+    keep = np.flatnonzero(np.asarray(dataset.arrays["density"]) >= float(min_density))
+    if keep.size == 0:
+        raise ValueError(f"data.min_density: no pair of {dataset.path} reaches {min_density} counts per pixel")
+    return torch.utils.data.Subset(dataset, keep.tolist())
+
+
 def make_batches(
     data: Mapping[str, Any],
     batch: int,
@@ -132,7 +150,8 @@ def make_batches(
     if mode == "pet":
         if data.get("path"):
             dose = data.get("dose_labels")
-            return DatasetBatches(PairFileDataset(data["path"]), batch, device, rank, world_size, seed, data["target"],
+            pairs = informative_pairs(PairFileDataset(data["path"]), data.get("min_density"))
+            return DatasetBatches(pairs, batch, device, rank, world_size, seed, data["target"],
                                   with_dose=dose if dose == "density" else bool(dose))
         return SimulatedPairBatches(data, batch, device, generator)
     if mode == "images":

@@ -18,7 +18,7 @@ import torch
 from omegaconf import DictConfig
 
 from petdiff.diffusion.loss import EDMLoss
-from petdiff.diffusion.residual_loss import RegressionLoss, ResidualLoss
+from petdiff.diffusion.residual_loss import RegressionLoss, ResidualConsistencyLoss, ResidualLoss
 from petdiff.models import AugmentPipe, build_network, count_parameters
 from petdiff.models.count_level import CountLevelLoss
 from petdiff.models.presets import network_config
@@ -29,10 +29,11 @@ from petdiff.training.schedule import LRSchedule, set_learning_rate
 
 SIDECAR_DATA_KEYS = (
     "phantoms", "resolution", "counts", "fraction", "n_iter", "alpha", "random_contrast", "normalization", "target",
-    "dose_labels", "pixel_size_mm", "context", "pixel_size_range_mm", "density_range", "simulation",
+    "dose_labels", "pixel_size_mm", "context", "pixel_size_range_mm", "density_range", "min_density", "simulation",
 )
 # loss.kind → the role the trained network plays (written to the sidecar; inference pairs them up).
-LOSS_ROLES = {"edm": "denoiser", "regression": "mean", "residual": "residual", "count_level": "count_level"}
+LOSS_ROLES = {"edm": "denoiser", "regression": "mean", "residual": "residual", "count_level": "count_level",
+              "consistency": "residual"}  # consistency: a residual model distilled from loss.teacher
 RESIDUAL_STD_BATCHES = 16  # batches over which the residual's standard deviation is measured at the start
 
 
@@ -147,6 +148,7 @@ def train(
     label_dim = int(getattr(getattr(batches, "dataset", None), "label_dim", 0)) if cfg.data.get("labels") else 0
     arch = _network_architecture(cfg, label_dim)
     net = build_network(arch, seed=int(cfg.run.seed)).to(device).train()
+    teacher = _consistency_teacher(cfg, net, device) if _loss_kind(cfg) == "consistency" else None
     ema = EMA(net, halflife_kimg=float(cfg.ema.halflife_kimg), rampup_ratio=cfg.ema.rampup_ratio)
     opt = torch.optim.Adam(
         net.parameters(),
@@ -172,6 +174,8 @@ def train(
         loss_fn = CountLevelLoss()
     elif kind == "residual":
         loss_fn, role_meta = _residual_loss(cfg, edm_loss, batches, device)
+    elif kind == "consistency":
+        loss_fn, role_meta = _consistency_loss(cfg, teacher, device)
     augment = config.config_to_dict(cfg.augment)
     augment_pipe = AugmentPipe(**augment) if float(augment.get("p", 0)) > 0 else None
 
@@ -328,6 +332,44 @@ def _residual_loss(cfg: DictConfig, edm: EDMLoss, batches: Any, device: torch.de
     mean_source = {"file": Path(path).name, "path": str(Path(path).resolve()),
                    **{key: meta.get(key) for key in ("kimg", "config_hash", "sha256")}}
     return loss, {"residual_std": float(std), "mean_network": mean_source}
+
+
+def _consistency_teacher(cfg: DictConfig, net: torch.nn.Module, device: torch.device) -> tuple[torch.nn.Module, dict]:
+    """(teacher, its sidecar) of loss.teacher, a residual snapshot; the student `net` starts from its weights."""
+    path = cfg.loss.get("teacher")
+    if not path:
+        raise ValueError("loss.teacher: consistency distillation needs the residual snapshot to distil, found none")
+    meta = checkpoint.read_network_metadata(path)
+    if meta.get("role") != "residual":
+        raise ValueError(f"loss.teacher: {path}: expected a residual snapshot (role 'residual'), "
+                         f"found role {meta.get('role', 'denoiser')!r}")
+    teacher, _ = checkpoint.load_network(path, build_network, device=device)
+    try:
+        net.load_state_dict(teacher.state_dict())
+    except RuntimeError as exc:
+        raise ValueError(f"loss.teacher: {path}: the network preset must match the teacher's architecture "
+                         f"({str(exc).splitlines()[0]})") from None
+    return teacher, meta
+
+
+def _consistency_loss(cfg: DictConfig, teacher: tuple[torch.nn.Module, dict], device: torch.device
+                      ) -> tuple[ResidualConsistencyLoss, dict]:
+    """The distillation loss around the teacher, its frozen regression network (beside it, else where its training
+    found it; sha256 checked) and its σ_r; the student's sidecar names the same regression network."""
+    net, meta = teacher
+    source = meta["mean_network"]
+    candidates = [Path(cfg.loss.teacher).parent / source["file"]]
+    candidates += [Path(source["path"])] if source.get("path") else []
+    found = [p for p in candidates if p.is_file() and checkpoint.sidecar_path(p).is_file()
+             and checkpoint.read_network_metadata(p).get("sha256") == source.get("sha256")]
+    if not found:
+        raise ValueError(f"loss.teacher: its regression network {source['file']} (sha256 "
+                         f"{str(source.get('sha256'))[:12]}…) is neither beside it nor at {source.get('path')}")
+    mean_net, _ = checkpoint.load_network(found[0], build_network, device=device)
+    loss = ResidualConsistencyLoss(mean_net, float(meta["residual_std"]), net,
+                                   sigma_max=float(cfg.sampling.get("sigma_max") or 10.0))
+    return loss, {"residual_std": float(meta["residual_std"]), "mean_network": source,
+                  "teacher": {"file": Path(cfg.loss.teacher).name, "sha256": meta.get("sha256")}}
 
 
 def _check_ranks_in_sync(net: torch.nn.Module, device: torch.device, say) -> None:

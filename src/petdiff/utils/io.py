@@ -127,10 +127,14 @@ def staged_outputs(out: str | os.PathLike, replaces: Iterable[str] = (), what: s
     try:
         yield stage
         new = sorted(p for p in stage.iterdir() if not p.name.startswith("."))  # skip atomic_write leftovers
-        for p in new:
-            if p.is_dir() and (out / p.name).exists() and not (out / p.name).is_dir():
-                raise ValueError(f"{what}: expected {out / p.name} to be a folder (a staged folder replaces it), "
-                                 "found a file")
+        for p in new:  # every target is checked before anything is replaced
+            target = out / p.name
+            if p.is_dir() and target.exists() and not target.is_dir():
+                raise ValueError(f"{what}: expected {target} to be a folder (a staged folder replaces it), "
+                                 "found a file; nothing was replaced")
+            if not p.is_dir() and target.is_dir():
+                raise ValueError(f"{what}: expected {target} to be a file (the new {p.name} replaces it), "
+                                 "found a folder; nothing was replaced")
         names = {p.name for p in new}
         stale = {p for pattern in replaces for p in out.glob(pattern)
                  if p.name not in names and not p.name.startswith(".")}

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from petdiff.inference.enhancer import Enhancer, PairEnhancement, SamplingSettings
-from petdiff.inference.model import load_pair
-from petdiff.inference.scan_enhance import enhance_scan, model_pixel_size
+from petdiff.inference.enhancers import load_enhancer
+from petdiff.inference.scan import enhance_scan
+from petdiff.inference.settings import SamplingSettings
+from petdiff.inference.spec import ModelSpec
 from petdiff.inference.tiling import _starts
 from petdiff.io import Scan
 from tests.conftest import RES, save_pair
@@ -18,7 +19,7 @@ AFFINE = np.array([[-2.0, 0, 0, 30], [0, 2.0, 0, -20], [0, 0, 3, 5], [0, 0, 0, 1
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
-    return Enhancer(*load_pair(save_pair(tmp_path_factory.mktemp("pair"))[1], "cpu"))
+    return load_enhancer(save_pair(tmp_path_factory.mktemp("pair"))[1], device="cpu")
 
 
 def scan_of(images: torch.Tensor, units: str = "counts", pixel: float = 2.0, **kw) -> Scan:
@@ -49,7 +50,7 @@ def test_any_matrix_comes_back_on_the_input_grid(pair, shape, tiles):
     # counts at full dose: the slice totals are those of the input / f (the untrained regression is the identity)
     np.testing.assert_allclose(result.regression.images.sum(dim=(1, 2, 3)), scan.images.sum(dim=(1, 2, 3)) / 0.25,
                                rtol=1e-3)
-    level = result.report["count_level"]
+    level = result.report["dose_level"]
     assert level["max"] <= float(scan.images[:, 0].sum(dim=(1, 2)).max()) * 1.001  # a tile holds part of a slice
 
 
@@ -65,7 +66,7 @@ def test_bq_per_ml_in_bq_per_ml_out(pair):
         assert result.std is None
     assert given.report["counts_per_unit"] == 0.01 and given.report["counts_per_unit_source"] == "given"
     assert estimated.report["counts_per_unit_source"] == "estimated"
-    np.testing.assert_allclose(given.report["count_level"]["max"], 0.01 * float(scan.images[0, 0, :16, :16].sum()),
+    np.testing.assert_allclose(given.report["dose_level"]["max"], 0.01 * float(scan.images[0, 0, :16, :16].sum()),
                                rtol=0.2)
 
 
@@ -87,14 +88,24 @@ def test_one_scale_per_volume(pair):
 class EdgeArtifactEnhancer:
     """A deterministic stand-in with a CNN-like artefact: +10 % on the two outer pixel rings of every tile."""
 
-    def __init__(self):
-        self.resolution, self.device, self.data = (RES, RES), torch.device("cpu"), {"pixel_size_mm": 4.0}
+    methods = ("mean",)
+    models = ()
+    device = torch.device("cpu")
+    spec = ModelSpec.from_sidecars({"resolution": RES, "data": {"pixel_size_mm": 4.0, "dose_labels": True}})
 
-    def enhance(self, low_dose, fraction, counts, settings=None, keep_samples=False, callback=None):
+    def settings(self, method=None, **kw):
+        return SamplingSettings(method="mean", samples=0, seeds=())
+
+    def dose_level(self, centre):
+        return centre.flatten(1).sum(dim=1)
+
+    def estimate_counts_per_unit(self, tiles, fraction):
+        return None
+
+    def run(self, low, fraction, settings, seeds):
         ring = torch.ones(1, 1, RES, RES)
         ring[..., :2, :] = ring[..., -2:, :] = ring[..., :, :2] = ring[..., :, -2:] = 1.1
-        out = low_dose / fraction * ring
-        return PairEnhancement(out, None, None, out, settings, torch.as_tensor(counts), torch.tensor([fraction]))
+        return {"regression": low / fraction * ring}
 
 
 def test_flat_phantom_through_tiles_has_no_seam(pair):
@@ -121,5 +132,47 @@ def test_errors_name_the_field(pair):
     with pytest.raises(ValueError, match="counts_per_unit"):
         enhance_scan(pair, scan_of(phantom(16, 16)), pair.settings("mean"), counts_per_unit=-1.0)
     with pytest.raises(ValueError, match="pixel_size_mm"):
-        model_pixel_size({"pixel_size_mm": [4.0]})
-    assert model_pixel_size({}) == (4.0, 4.0)
+        ModelSpec.from_sidecars({"data": {"pixel_size_mm": [4.0]}})
+
+
+def test_counts_per_unit_estimated_by_the_count_level_network(tmp_path):
+    from petdiff.models import build_network, network_config
+    from petdiff.models.dose import density_from_labels, peak_density
+    from petdiff.training.checkpoint import save_network
+    from tests.conftest import SCAN_DATA, save_scan_pair
+
+    _, residual = save_scan_pair(tmp_path)
+    config = network_config("pet_count_level_scan", model_channels=8, img_resolution=[RES, RES])
+    save_network(tmp_path / "count_level.safetensors", build_network(config, seed=2), config,
+                 {"kimg": 0, "config_hash": "test", "mode": "pet", "role": "count_level", "resolution": RES,
+                  "normalization": "quantitative", "cond_channels": 3, "label_dim": 0, "data": SCAN_DATA})
+    enhancer = load_enhancer(residual, device="cpu")
+    assert enhancer.count_model is not None and enhancer.count_model.role == "count_level"
+    scan = scan_of(phantom(RES, RES, n=1, level=2.0e3), units="Bq/mL", pixel=4.0)
+    with pytest.warns(UserWarning, match="count-level network"):
+        result = enhance_scan(enhancer, scan, enhancer.settings("mean"))
+    # K̂ = ρ̂ / ρ_units of the one slice: ρ̂ from the normalised stack alone, ρ_units its peak density in Bq/mL
+    stack = scan.images.expand(1, 3, RES, RES)
+    condition, _ = enhancer.to_network(stack, torch.full((1,), 0.25))
+    with torch.no_grad():
+        rho_hat = density_from_labels(enhancer.count_model.net(condition))
+    expected = float(rho_hat[0]) / float(peak_density(stack)[0])
+    assert result.report["counts_per_unit"] == pytest.approx(expected, rel=1e-4)
+    assert result.report["counts_per_unit_source"] == "estimated by the count-level network"
+    # the estimate does not depend on the units' scale: ×10 Bq/mL gives K̂/10
+    with pytest.warns(UserWarning, match="count-level network"):
+        tenfold = enhance_scan(enhancer, scan.with_images(scan.images * 10), enhancer.settings("mean"))
+    assert tenfold.report["counts_per_unit"] == pytest.approx(expected / 10, rel=1e-3)
+
+
+def test_without_an_estimator_k_puts_the_median_slice_at_the_centre_of_the_trained_density(tmp_path):
+    from petdiff.models.dose import peak_density
+    from tests.conftest import SCAN_DATA, save_scan_pair
+
+    enhancer = load_enhancer(save_scan_pair(tmp_path)[1], device="cpu")
+    images = phantom(RES, RES, n=3, level=50.0) * torch.tensor([1.0, 2.0, 4.0]).view(3, 1, 1, 1)
+    with pytest.warns(UserWarning, match="centre of the training range"):
+        result = enhance_scan(enhancer, scan_of(images, units="SUV", pixel=4.0), enhancer.settings("mean"))
+    lo, hi = SCAN_DATA["density_range"]
+    expected = (lo * hi) ** 0.5 / float(peak_density(images[1:2]))  # the median slice's peak density
+    assert result.report["counts_per_unit"] == pytest.approx(expected, rel=1e-4)

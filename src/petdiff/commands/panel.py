@@ -1,4 +1,4 @@
-"""The `enhanced.png` overview: low-dose input, posterior mean and posterior std for a few slices."""
+"""The `enhanced.png` figure of `petdiff enhance`: low-dose input, the mean and the posterior std for a few slices."""
 
 from __future__ import annotations
 
@@ -19,15 +19,15 @@ def panel_slices(n_slices: int, nonzero: np.ndarray | None = None, count: int = 
 
 def enhancement_panel(
     low_dose_full_units: np.ndarray, mean: np.ndarray, std: np.ndarray | None, slices: list[int], dpi: int = 100,
-    input_title: str = "low-dose input / f",
+    input_title: str = "low-dose input / f", mean_title: str = "posterior mean",
 ) -> bytes:
-    """PNG bytes of a grid: one row per slice, columns input (low / f), posterior mean, posterior std.
+    """PNG bytes of a grid: one row per slice, columns input (low / f), the mean (`mean_title`), posterior std.
 
     Input and mean share one grey scale (both in full-dose units); the std has its own.
     """
     from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
 
-    columns = [(input_title, low_dose_full_units), ("posterior mean", mean)]
+    columns = [(input_title, low_dose_full_units), (mean_title, mean)]
     if std is not None:
         columns.append(("posterior std", std))
     fig = Figure(figsize=(3.2 * len(columns), 3.0 * len(slices)), dpi=dpi, layout="constrained")
