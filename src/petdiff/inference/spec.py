@@ -92,6 +92,7 @@ class ModelSpec:
     recon: Mapping[str, Any] = field(default_factory=dict)  # the reconstructions seen in training (v2)
     target: str = "truth"
     residual_std: float | None = None  # σ_r in network units (pairs with a residual network)
+    std_scale: float = 1.0  # c of a pair recalibrated by `petdiff finetune`: the posterior std is c× wider
     sampling: Mapping[str, Any] = field(default_factory=dict)  # the sampler defaults of the sampling network
     default_samples: int = DEFAULT_SAMPLES
 
@@ -128,7 +129,7 @@ class ModelSpec:
                 "pixel_size_mm": None if self.pixel_size is None else list(self.pixel_size),
                 "pixel_size_range_mm": None if self.pixel_size_range is None else list(self.pixel_size_range),
                 "context": self.context, "normalization": self.normalization, "dose_label": self.dose_label,
-                "whole_slices": self.whole_slices, "n_iter": self.n_iter}
+                "whole_slices": self.whole_slices, "n_iter": self.n_iter, "std_scale": self.std_scale}
 
     @classmethod
     def from_sidecars(cls, first: Mapping[str, Any], sampling_net: Mapping[str, Any] | None = None,
@@ -137,7 +138,8 @@ class ModelSpec:
 
         `first` is the regression (or denoiser) sidecar, `sampling_net` the residual's (None: no sampling
         network, or the denoiser samples itself). Training ranges and the input contract come from `first`;
-        the sampler defaults and σ_r from the network that samples.
+        the sampler defaults, σ_r and the std scale c (`std_scale`, written by `petdiff finetune`) from the network
+        that samples.
         """
         data = first.get("data") or {}
         if not isinstance(data, Mapping):
@@ -162,6 +164,10 @@ class ModelSpec:
         if sampling.get("seeds") is not None:
             samples = len(parse_seeds(sampling["seeds"]))
         residual_std = sampling_net.get("residual_std") if sampling_net is not None else None
+        std_scale = sampling_net.get("std_scale", 1.0) if sampling_net is not None else 1.0
+        if isinstance(std_scale, bool) or not isinstance(std_scale, (int, float)) or not (
+                math.isfinite(std_scale) and std_scale > 0):
+            raise ValueError(f"{where}: expected the residual's std_scale to be a positive number, found {std_scale!r}")
         return cls(
             roles=roles,
             resolution=(int(resolution[0]), int(resolution[1])),
@@ -179,6 +185,7 @@ class ModelSpec:
             recon=MappingProxyType(dict(data.get("recon") or data.get("simulation") or {})),
             target=str(first.get("target", data.get("target", "truth"))),
             residual_std=None if residual_std is None else float(residual_std),
+            std_scale=float(std_scale),
             sampling=MappingProxyType(sampling),
             default_samples=samples,
         )

@@ -17,6 +17,11 @@
 4. Samples. The K samples are drawn in chunks of seeds (sample k always from seed k); each chunk is blended
    across tiles, mapped to the output grid by `to_output`, and added to the statistics; the regression comes
    with the first chunk. All-zero slices are not enhanced (outputs 0).
+5. Recalibration. A pair recalibrated by `petdiff finetune` (`ModelSpec.std_scale` c ≠ 1) reports the std
+   c× wider and the mean unchanged; this is the one place c is applied. Samples that are kept or shown to a
+   `callback` are widened about the slab's posterior mean, x̄ + c·(x_k − x̄), clipped at 0, so statistics over
+   them (e.g. the lesion report's intervals) carry the same calibration; they are then held until the slab's
+   mean is known (a slab's K samples in memory) instead of streamed one by one.
 """
 
 from __future__ import annotations
@@ -110,6 +115,16 @@ def enhance_volume(enhancer: Enhancer, low: torch.Tensor, fraction: float, setti
     samples = torch.zeros((len(seeds), n, *out_shape)) if keep_samples and seeds else None
     levels: list[torch.Tensor] = []
     total, done = len(live) * per_slice * len(chunks), 0
+    c_scale = spec.std_scale
+    widen = c_scale != 1.0 and (samples is not None or callback is not None)
+    pending: list[tuple[int, torch.Tensor]] = []  # a slab's samples, when they are widened about its mean
+
+    def emit(seed_index: int, rows: list[int], x: torch.Tensor) -> None:
+        """Store sample k of these slices (keep_samples) and show it to the callback."""
+        if samples is not None:
+            samples[seed_index, rows] = x
+        if callback is not None:
+            callback(seed_index, rows, x)
 
     def run(tiles: torch.Tensor, chunk: list[int]) -> dict[str, torch.Tensor]:
         """Enhancer outputs for a batch of tiles; tiles whose centre slice is empty give 0."""
@@ -141,14 +156,17 @@ def enhance_volume(enhancer: Enhancer, low: torch.Tensor, fraction: float, setti
             for j, seed_index in enumerate(range(sum(map(len, chunks[:c])), sum(map(len, chunks[:c + 1])))):
                 x = to_output(blended["samples"][:, j:j + 1]).float()
                 stats.update(x)
-                if samples is not None:
-                    samples[seed_index, rows] = x
-                if callback is not None:
-                    callback(seed_index, rows, x)
+                if widen:  # shown once the slab's mean is known (see 5.)
+                    pending.append((seed_index, x))
+                else:
+                    emit(seed_index, rows, x)
         if seeds:
             mean[rows], slab_std = stats.result()
             if std is not None:
-                std[rows] = slab_std
+                std[rows] = slab_std * c_scale  # a recalibrated pair: the std a user reads, c× wider
+            for seed_index, x in pending:
+                emit(seed_index, rows, (mean[rows] + c_scale * (x - mean[rows])).clamp_min(0))
+            pending.clear()
     levels_all = torch.cat(levels) if levels else torch.zeros(0)
     _warn_outside_training(enhancer, fraction, levels_all)
     return VolumeEnhancement(mean=mean, std=std, regression=regression, samples=samples,
