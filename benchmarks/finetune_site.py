@@ -35,11 +35,11 @@ import torch.nn.functional as F
 from petdiff.data.scan_pairs import blur_mm, field_of_view
 from petdiff.evaluate.scan_settings import lesion_scores
 from petdiff.finetune import FinetuneOptions, finetune
-from petdiff.finetune.assess import enhance_volume, image_scores, restrict, scored_slices, volume_scores
+from petdiff.finetune.assess import enhance_pair, image_scores, restrict, scored_slices, volume_scores
 from petdiff.finetune.pairs import CasePaths, check_pair, network_pair
-from petdiff.inference.enhancer import Enhancer
+from petdiff.inference.enhancers import Enhancer, load_enhancer
 from petdiff.inference.grid import to_model_grid
-from petdiff.inference.model import load_pair
+from petdiff.inference.spec import ModelSpec
 from petdiff.io import Scan
 from petdiff.phantoms.body import body_slabs
 from petdiff.phantoms.brain_slabs import brain_slabs
@@ -80,13 +80,13 @@ def simulate_volumes(n: int, seed: int, context: int = 8, site: dict | None = No
     return volumes
 
 
-def _pair(volume: dict[str, np.ndarray], index: int, data: dict, site: dict):
+def _pair(volume: dict[str, np.ndarray], index: int, spec: ModelSpec, site: dict):
     """A checked ScanPair of a simulated volume on the networks' grid (+ truth and lesions on that grid)."""
     kw = {"units": "counts", "voxel_size": (site["slice_mm"], site["pixel_mm"], site["pixel_mm"])}
     low, full = (Scan(torch.from_numpy(volume[k])[:, None], **kw) for k in ("low", "full"))
     fraction, source, ratio = check_pair(low, full, site["fraction"])
     pair = network_pair(CasePaths(f"test{index}", Path("-"), Path("-")), index, low, full, fraction, source, ratio,
-                        data, 1.0)
+                        spec.model_pixel_size(low.pixel_size), 1.0)
     truth = to_model_grid(torch.from_numpy(volume["truth"])[:, None], low.pixel_size, pair.pixel_size, "counts")
     lesions = F.interpolate(torch.from_numpy(volume["lesions"])[:, None].float(), size=tuple(truth.shape[-2:]),
                             mode="nearest")[:, 0].long()
@@ -101,11 +101,12 @@ def score(enhancer: Enhancer, volumes: list[dict[str, np.ndarray]], samples: int
     contrast: dict[str, list[float]] = {name: [] for name in rows}
     coverage = []
     for i, volume in enumerate(volumes):
-        pair, truth, lesions = _pair(volume, i, enhancer.data, site)
+        pair, truth, lesions = _pair(volume, i, enhancer.spec, site)
         slices = sorted(set(scored_slices(pair, per_volume)) | {pair.low.shape[0] // 2})  # the lesions' centre slice
-        result = enhance_volume(enhancer, pair, settings, slices)
+        result = enhance_pair(enhancer, pair, settings, slices)
         pair, truth, lesions = restrict(pair, slices), truth[slices], lesions[slices]
-        coverage.append(volume_scores(pair, result, enhancer.std_scale)["coverage90"]["vs_remainder_with_its_noise"])
+        scores = volume_scores(pair, result, enhancer.spec.std_scale)
+        coverage.append(scores["coverage90"]["vs_remainder_with_its_noise"])
         images = {"low_dose": pair.low / pair.fraction, "regression": result.regression,
                   "posterior_mean": result.mean, "full_dose": pair.full}
         for name, x in images.items():
@@ -148,8 +149,8 @@ def main() -> None:
         t1 = time.perf_counter()
         report = finetune(options, say=lambda line: None)
         finetune_s = time.perf_counter() - t1
-        start = Enhancer(*load_pair(args.network, args.device))
-        tuned = Enhancer(*load_pair(root / "out" / report["network"], args.device))
+        start = load_enhancer(args.network, "posterior", args.device)
+        tuned = load_enhancer(root / "out" / report["network"], "posterior", args.device)
         before = score(start, test_volumes, args.samples, SITE, args.test_slices)
         after = score(tuned, test_volumes, args.samples, SITE, args.test_slices)
     gain = after["posterior_mean"]["psnr"] - before["posterior_mean"]["psnr"]

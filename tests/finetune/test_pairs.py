@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from petdiff.finetune.pairs import CasePaths, check_pair, match_cases, network_pair, network_pixel_size
+from petdiff.finetune.pairs import CasePaths, check_pair, match_cases, network_pair
+from petdiff.inference.spec import ModelSpec
 from petdiff.io import Scan
 from tests.finetune.conftest import tiny_pair
 
@@ -65,15 +66,15 @@ def test_concentration_pairs_need_the_fraction_and_equal_values():
 
 def test_network_units_and_grid():
     low, full = _scans()
-    data = {"pixel_size_mm": None, "pixel_size_range_mm": [2.5, 4.5]}
-    assert network_pixel_size(data, (2.0, 2.0)) == (2.5, 2.5)  # below the trained range: resampled to its bound
-    assert network_pixel_size({"pixel_size_mm": 4.0}, (2.0, 2.0)) == (4.0, 4.0)
+    spec = ModelSpec.from_sidecars({"data": {"pixel_size_mm": None, "pixel_size_range_mm": [2.5, 4.5]}})
+    px = spec.model_pixel_size(low.pixel_size)
+    assert px == (2.5, 2.5)  # below the trained range: resampled to its bound
     case = CasePaths("Doe", Path("low.npy"), Path("full.npy"))
-    pair = network_pair(case, 0, low, full, 0.25, "given", 0.25, data, 1.0)
+    pair = network_pair(case, 0, low, full, 0.25, "given", 0.25, px, 1.0)
     assert pair.low.shape[-1] == round(24 * 2.0 / 2.5) and pair.id == "case-01"
     assert abs(float(pair.low.sum() / low.images.sum()) - 1) < 2e-3  # counts kept by the resampling (FOV rounded)
     conc = network_pair(case, 0, low.replace(units="SUV"), full.replace(units="SUV"), 0.25, "given", 1.0,
-                        {"pixel_size_mm": None}, 10.0)
+                        low.pixel_size, 10.0)
     # a concentration: x = K·low in low-dose counts, target K·full/f in full-dose units
     assert torch.allclose(conc.full, full.images * 10.0 / 0.25)
     assert "Doe" not in str(pair.provenance())

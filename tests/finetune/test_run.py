@@ -10,8 +10,9 @@ import torch
 
 from petdiff.cli import main
 from petdiff.finetune import FinetuneOptions, finetune
-from petdiff.inference.enhancer import Enhancer
+from petdiff.inference.enhancers import load_enhancer
 from petdiff.inference.model import load_pair
+from petdiff.inference.volume import enhance_volume
 from tests.conftest import save_pair
 from tests.finetune.conftest import save_scan_pair, write_cases
 
@@ -46,7 +47,8 @@ def test_finetune_end_to_end(tmp_path: Path):
 
     mean, res = load_pair(out / report["network"], device="cpu")
     assert res.meta["std_scale"] == report["calibration"]["std_scale"] > 0
-    assert Enhancer(mean, res).std_scale == res.meta["std_scale"]
+    enhancer = load_enhancer(out / report["network"], device="cpu")
+    assert enhancer.spec.std_scale == res.meta["std_scale"]  # read once into the spec
     assert mean.meta["finetune"]["train"][0]["sha256"] in {p["sha256"] for p in report["pairs"]["train"]}
     # no patient identifiers (the case names) anywhere in the outputs
     for path in out.rglob("*"):
@@ -55,11 +57,21 @@ def test_finetune_end_to_end(tmp_path: Path):
             for name in [*NAMES, "Bad_Bob", "Lonely"]:
                 for part in name.split("_")[:2]:
                     assert part.encode() not in text, (path, part)
-    # the written pair enhances 2.5D input at the scans' own size (24×24 here), with its std scaled by c
-    enhancer = Enhancer(mean, res)
-    low = torch.rand(2, 3, 24, 24) * 10
-    result = enhancer.enhance(low, 0.25, None, enhancer.settings("posterior", samples=2))
-    assert result.mean.shape == (2, 1, 24, 24) and bool(torch.isfinite(result.std).all())
+    # the written pair enhances a volume with 2.5D context at the scans' own size (24×24 here)
+    low = torch.rand(3, 1, 24, 24) * 10
+    result = enhance_volume(enhancer, low, 0.25, enhancer.settings("posterior", samples=2))
+    assert result.mean.shape == (3, 1, 24, 24) and bool(torch.isfinite(result.std).all())
+    # and `petdiff enhance --network OUTDIR/<report.json network>` takes it, at the case's own pixel size
+    code = main(["enhance", str(low_dir / f"{NAMES[0]}.npy"), "--network", str(out / report["network"]),
+                 "--samples", "2", "--device", "cpu", "--fraction", "0.25", "--voxel-size", "3", "2.5", "2.5",
+                 "-o", str(tmp_path / "enh")])
+    assert code == 0 and (tmp_path / "enh" / NAMES[0] / "std.nii.gz").is_file()
+    with np.load(tmp_path / "enh" / NAMES[0] / "enhanced.npz", allow_pickle=False) as saved:
+        meta = json.loads(str(saved["meta"]))
+        assert saved["std"].shape == (3, 1, 24, 24)
+    # whole slices with their neighbours at the case's own 2.5 mm, the recalibrated std
+    assert meta["model_pixel_size_mm"] == [2.5, 2.5] and meta["network_input"] == [24, 24] and meta["context"] == 1
+    assert meta["model"]["std_scale"] == report["calibration"]["std_scale"]
 
 
 def test_finetune_resume_is_exact(tmp_path: Path):
@@ -93,7 +105,7 @@ def test_finetune_first_pair(tmp_path: Path):
     assert report["pairs"]["train"][0]["fraction_source"] == "estimated"
     assert abs(report["pairs"]["train"][0]["fraction"] - 0.25) < 0.05
     mean, res = load_pair(tmp_path / "out" / report["network"], device="cpu")
-    assert mean.role == "mean" and res.meta["mean_network"]["file"] == "regression.safetensors"
+    assert mean.role == "regression" and res.meta["mean_network"]["file"] == "regression.safetensors"
     code = main(["enhance", str(low_dir / "case0.npy"), "--network", str(tmp_path / "out" / report["network"]),
                  "--samples", "2", "--device", "cpu", "-o", str(tmp_path / "enh")])
     assert code == 0 and (tmp_path / "enh" / "case0" / "std.nii.gz").is_file()

@@ -22,7 +22,7 @@ def _source() -> PatchSource:
         low, full = tiny_pair(i)
         scans = [Scan(torch.from_numpy(x)[:, None], voxel_size=(3.0, 2.0, 2.0)) for x in (low, full)]
         pairs.append(network_pair(CasePaths(f"c{i}", Path("l"), Path("f")), i, *scans, 0.25, "given", 0.25,
-                                  {"pixel_size_mm": None}, 1.0))
+                                  scans[0].pixel_size, 1.0))
     return PatchSource(pairs, PatchSpec(size=16, context=1, labels="density"))
 
 

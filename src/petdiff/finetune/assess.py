@@ -1,10 +1,10 @@
 """Before/after scores of a pair of networks on the validation pairs, against their full-dose scans.
 
-Each validation volume is enhanced on the networks' grid (`enhance_volume`): the scan models run on whole slices
-(zero-padded to a multiple of 8) with their k neighbour slices; the first 64×64 pair runs through `enhance_scan`
-(tiles at its pixel size). To bound the time, a fixed number of slices spread over each volume is scored
-(`scored_slices`), each with its neighbours. Scores, per method (low dose ÷ f, regression mean, posterior mean),
-averaged over the slices holding activity:
+Each validation volume is already on the networks' grid in low-dose counts per pixel, so it goes straight to
+`inference.volume.enhance_volume` (`enhance_pair`): the scan models run on whole slices with their k neighbour
+slices, the first 64×64 pair on blended tiles. To bound the time, a fixed number of slices spread over each volume
+is scored (`scored_slices`), each as its context stack. Scores, per method (low dose ÷ f, regression mean,
+posterior mean), averaged over the slices holding activity:
 
 * PSNR (data range = the full dose's slice maximum), SSIM and NRMSE against the full dose;
 * organ-like regions — the object split by the smoothed full dose into low (5–20 % of its 99.9th percentile),
@@ -16,35 +16,24 @@ averaged over the slices holding activity:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from petdiff.evaluate.lesions import hotspot_labels
 from petdiff.evaluate.metrics import nrmse, psnr, ssim
 from petdiff.finetune.calibrate import Z90, coverage, object_mask, remainder
 from petdiff.finetune.pairs import ScanPair
-from petdiff.inference.context import with_context
-from petdiff.inference.enhancer import Enhancer, SamplingSettings
-from petdiff.inference.scan_enhance import enhance_scan
-from petdiff.io import Scan
+from petdiff.inference.context import context_stack
+from petdiff.inference.enhancers import Enhancer
+from petdiff.inference.settings import SamplingSettings
+from petdiff.inference.volume import VolumeEnhancement, enhance_volume
 from petdiff.recon import gaussian_filter
 
 REGIONS = {"low_uptake": (0.05, 0.2), "medium_uptake": (0.2, 0.5), "high_uptake": (0.5, float("inf"))}
 HOTSPOTS = 5
-SLICES_PER_CALL = 4
-
-
-@dataclass(frozen=True)
-class VolumeEnhancement:
-    """Full-dose units on the networks' grid (N, 1, H, W): regression, posterior mean and std (None: mean method)."""
-
-    regression: torch.Tensor
-    mean: torch.Tensor
-    std: torch.Tensor | None
 
 
 def scored_slices(pair: ScanPair, count: int) -> list[int]:
@@ -60,32 +49,19 @@ def restrict(pair: ScanPair, slices: list[int]) -> ScanPair:
     return replace(pair, low=pair.low[slices], full=pair.full[slices])
 
 
-def enhance_volume(enhancer: Enhancer, pair: ScanPair, settings: SamplingSettings, slices: list[int] | None = None
-                   ) -> VolumeEnhancement:
-    """Enhance one pair's low dose (or only `slices` of it, with their neighbours) (see the module docstring)."""
+def enhance_pair(enhancer: Enhancer, pair: ScanPair, settings: SamplingSettings, slices: list[int] | None = None
+                 ) -> VolumeEnhancement:
+    """Enhance one pair's low dose (or only `slices` of it, each with its neighbours) in full-dose units."""
     slices = list(range(pair.low.shape[0])) if slices is None else slices
-    if not enhancer.native:
-        scan = Scan(images=pair.low[slices], units="counts", voxel_size=(pair.slice_mm, *pair.pixel_size),
-                    fraction=pair.fraction, kind="array")
-        out = enhance_scan(enhancer, scan, settings, counts_per_unit=1.0, pixel_size=pair.pixel_size)
-        return VolumeEnhancement(out.regression.images, out.mean.images, None if out.std is None else out.std.images)
-    n, _, h, w = pair.low.shape
-    ph, pw = -h % 8, -w % 8
-    low = F.pad(with_context(pair.low, enhancer.context)[slices], (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
-    n = low.shape[0]
-    parts: dict[str, list[torch.Tensor]] = {"regression": [], "mean": [], "std": []}
-    for i in range(0, n, SLICES_PER_CALL):
-        out = enhancer.enhance(low[i:i + SLICES_PER_CALL], pair.fraction, None, settings)
-        for key, value in (("regression", out.regression), ("mean", out.mean), ("std", out.std)):
-            if value is not None:
-                parts[key].append(value[..., ph // 2:ph // 2 + h, pw // 2:pw // 2 + w])
-    std = torch.cat(parts["std"]) if parts["std"] else None
-    return VolumeEnhancement(torch.cat(parts["regression"]), torch.cat(parts["mean"]), std)
+    stacks = context_stack(pair.low, slices, enhancer.spec.context)
+    return enhance_volume(enhancer, stacks, pair.fraction, settings)
 
 
 def scaled(result: VolumeEnhancement, std_scale: float) -> VolumeEnhancement:
-    """The enhancement a pair recalibrated by c gives: the same mean, the std c× wider (the Enhancer widens the
-    samples about their mean; only voxels where a widened sample would fall below 0 differ)."""
+    """The std `enhance_volume` reports for the same pair recalibrated by c: the same mean, the std c× wider (the
+    result of a pass at c = 1 reused; kept samples are not, so there must be none)."""
+    if result.samples is not None:
+        raise ValueError("scaled: expected an enhancement without kept samples (they would need widening)")
     return replace(result, std=None if result.std is None else result.std * std_scale)
 
 

@@ -12,15 +12,15 @@ dose, with the same protocol. `check_pair` refuses, naming the field, what was e
 
 `network_pair` puts a checked pair in the networks' units on their grid: low-dose counts per pixel x = K·low (K counts
 per unit: 1 for counts) and the target in full-dose units (the low-dose scale ÷ f): K·full for counts, K·full/f for
-concentrations, at the pixel size the networks run at (the scan's own within the trained range for the scan models,
-else the sidecar's pixel size). Names are kept for the console only; files get `case-NN` and a content hash.
+concentrations, at the pixel size the networks run at (`ModelSpec.model_pixel_size`: the scan's own within the
+trained range for the scan models, else the sidecar's pixel size). Names are kept for the console only; files get
+`case-NN` and a content hash.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -179,20 +179,11 @@ def check_pair(low: Scan, full: Scan, fraction: float | None) -> tuple[float, st
     return fraction, "given", ratio
 
 
-def network_pixel_size(data: dict[str, Any], pixel_size: tuple[float, float]) -> tuple[float, float]:
-    """(dy, dx) mm the networks see a scan at: its own within `pixel_size_range_mm` (scan models), else the sidecar's"""
-    if "pixel_size_mm" in data and data["pixel_size_mm"] is None:
-        lo, hi = data.get("pixel_size_range_mm") or (0.0, math.inf)
-        return tuple(float(min(max(p, lo), hi)) for p in pixel_size)
-    value = data.get("pixel_size_mm", 4.0)
-    pair = (value, value) if isinstance(value, (int, float)) else tuple(value)
-    return float(pair[0]), float(pair[1])
-
-
 def network_pair(case: CasePaths, index: int, low: Scan, full: Scan, fraction: float, fraction_source: str,
-                 ratio: float, data: dict[str, Any], counts_per_unit: float) -> ScanPair:
-    """The checked pair on the networks' grid and in their units (see the module docstring)."""
-    px = network_pixel_size(data, low.pixel_size)
+                 ratio: float, pixel_size: tuple[float, float], counts_per_unit: float) -> ScanPair:
+    """The checked pair on the networks' grid (`pixel_size`: `ModelSpec.model_pixel_size` of the scan's) and in
+    their units (see the module docstring)."""
+    px = (float(pixel_size[0]), float(pixel_size[1]))
     back = counts_per_unit if low.units in EXTENSIVE_UNITS else counts_per_unit / fraction
     low_grid = to_model_grid(low.images.float(), low.pixel_size, px, low.units) * counts_per_unit
     full_grid = to_model_grid(full.images.float(), full.pixel_size, px, full.units) * back

@@ -7,7 +7,8 @@
    regression still learns the conditional mean) on patches at the scans' own pixel size, with early stopping on
    validation patches (`stage`). Stage 2: the residual diffusion network on x − μ with the new μ, the same way.
 4. Recalibration: the std scale c on the validation volumes (`calibrate`), stored as `std_scale` in the residual's
-   sidecar (the Enhancer applies it: same mean, std c× wider, so the after scores reuse this pass).
+   sidecar (read into `ModelSpec.std_scale`; `enhance_volume` applies it: same mean, std c× wider, so the after
+   scores reuse this pass with the std scaled, `assess.scaled`).
 5. After: the new pair's scores on the validation volumes; `report.md`, `report.json`, `report.png` and the pair
    (`network/regression.safetensors`, `network/residual.safetensors` + sidecars) are written together.
 
@@ -31,24 +32,24 @@ import torch
 from petdiff.diffusion.loss import EDMLoss
 from petdiff.diffusion.residual_loss import RegressionLoss, ResidualLoss
 from petdiff.finetune.assess import (
-    VolumeEnhancement,
     average,
     calibration_data,
-    enhance_volume,
+    enhance_pair,
     restrict,
     scaled,
     scored_slices,
     volume_scores,
 )
 from petdiff.finetune.calibrate import MAX_FRACTION, std_scale
-from petdiff.finetune.pairs import CasePaths, ScanPair, check_pair, match_cases, network_pair, network_pixel_size
+from petdiff.finetune.pairs import CasePaths, ScanPair, check_pair, match_cases, network_pair
 from petdiff.finetune.patches import PatchSource, PatchSpec
 from petdiff.finetune.report import write_report
 from petdiff.finetune.stage import StageResult, StageSettings, run_stage
-from petdiff.inference.enhancer import Enhancer
+from petdiff.inference.enhancers import PairEnhancer, load_enhancer
 from petdiff.inference.grid import EXTENSIVE_UNITS, to_model_grid
-from petdiff.inference.model import LoadedModel, load_pair
-from petdiff.inference.scan_enhance import resolve_counts_per_unit
+from petdiff.inference.model import COUNT_LEVEL_FILE, LoadedModel
+from petdiff.inference.scan import resolve_counts_per_unit
+from petdiff.inference.volume import MAX_PIXELS, VolumeEnhancement, network_tile
 from petdiff.io import read_scan
 from petdiff.training.checkpoint import read_network_metadata, save_network, sidecar_path
 from petdiff.training.distributed import select_device
@@ -58,7 +59,6 @@ WORK = ".finetune-work"
 NETWORK_DIR = "network"
 OUTPUTS = ("network", "report.md", "report.json", "report.png")
 VAL_PATCHES = 64
-COUNT_LEVEL = "count_level.safetensors"  # the optional third snapshot beside a scan-model pair (copied unchanged)
 Say = Callable[[str], None]
 
 
@@ -92,7 +92,7 @@ class FinetuneOptions:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items() if k not in skip}
 
 
-def load_cases(options: FinetuneOptions, data: dict[str, Any], say: Say) -> tuple[list[ScanPair], list[dict]]:
+def load_cases(options: FinetuneOptions, enhancer: PairEnhancer, say: Say) -> tuple[list[ScanPair], list[dict]]:
     """(checked pairs, skipped cases as {case, reason}); every problem is printed with the user's case name."""
     cases, problems = match_cases(options.low, options.full)
     skipped = [{"case": f"unpaired-{i + 1}", "reason": "not paired: no partner of the same name, or not a scan "
@@ -102,7 +102,7 @@ def load_cases(options: FinetuneOptions, data: dict[str, Any], say: Say) -> tupl
     pairs = []
     for index, case in enumerate(cases):
         try:
-            pairs.append(_read_pair(case, index, options, data))
+            pairs.append(_read_pair(case, index, options, enhancer))
         except ValueError as err:
             reason = _anonymous(str(err), case)
             say(f"petdiff finetune: {case.name}: skipped: {reason}")
@@ -117,8 +117,9 @@ def _anonymous(message: str, case: CasePaths) -> str:
     return message
 
 
-def _read_pair(case: CasePaths, index: int, options: FinetuneOptions, data: dict[str, Any]) -> ScanPair:
-    """Read, check and convert one pair (ValueError on any problem)."""
+def _read_pair(case: CasePaths, index: int, options: FinetuneOptions, enhancer: PairEnhancer) -> ScanPair:
+    """Read, check and convert one pair (ValueError on any problem); K of a Bq/mL or SUV pair as `enhance_scan`
+    finds it (given, else estimated: `inference.scan.resolve_counts_per_unit`)."""
     extra = {"voxel_size": options.voxel_size} if options.voxel_size is not None else {}
     low = read_scan(case.low, units=options.units, **(extra if case.low.suffix in (".npy", ".npz") else {}))
     full = read_scan(case.full, units=options.units, **(extra if case.full.suffix in (".npy", ".npz") else {}))
@@ -126,14 +127,15 @@ def _read_pair(case: CasePaths, index: int, options: FinetuneOptions, data: dict
     fraction, source, ratio = check_pair(low, full, given)
     if case.fraction is not None:
         source = "csv"
-    k = 1.0
+    spec = enhancer.spec
+    px = spec.model_pixel_size(low.pixel_size)
+    k = 1.0 if options.counts_per_unit is None else float(options.counts_per_unit)
     if low.units not in EXTENSIVE_UNITS:
-        px = network_pixel_size(data, low.pixel_size)
         grid = to_model_grid(low.images.float(), low.pixel_size, px, low.units)
-        k, _ = resolve_counts_per_unit(low.units, options.counts_per_unit, grid, (64, 64), data, fraction)
-    elif options.counts_per_unit is not None:
-        k = float(options.counts_per_unit)
-    return network_pair(case, index, low, full, fraction, source, ratio, data, k)
+        tile, _ = network_tile(spec.resolution, spec.whole_slices, spec.size_multiple, tuple(grid.shape[-2:]),
+                               MAX_PIXELS)
+        k, _ = resolve_counts_per_unit(enhancer, low.units, options.counts_per_unit, grid, tile, fraction)
+    return network_pair(case, index, low, full, fraction, source, ratio, px, k)
 
 
 def split_pairs(pairs: list[ScanPair], val: int | None) -> tuple[list[ScanPair], list[ScanPair]]:
@@ -158,10 +160,11 @@ def scored(pairs: list[ScanPair], max_slices: int) -> list[ScanPair]:
     return [restrict(p, _slices(p, len(pairs), max_slices)) for p in pairs]
 
 
-def enhance_all(enhancer: Enhancer, pairs: list[ScanPair], samples: int, max_slices: int) -> list[VolumeEnhancement]:
+def enhance_all(enhancer: PairEnhancer, pairs: list[ScanPair], samples: int, max_slices: int
+                ) -> list[VolumeEnhancement]:
     """The scored slices of every validation pair, enhanced with their neighbours."""
     settings = enhancer.settings("posterior", samples=samples)
-    return [enhance_volume(enhancer, p, settings, _slices(p, len(pairs), max_slices)) for p in pairs]
+    return [enhance_pair(enhancer, p, settings, _slices(p, len(pairs), max_slices)) for p in pairs]
 
 
 def scores(pairs: list[ScanPair], results: list[VolumeEnhancement], std_scale_value: float) -> dict[str, Any]:
@@ -204,13 +207,12 @@ def finetune(options: FinetuneOptions, say: Say = print, stop_after: int | None 
         raise ValueError(f"-o {out}: holds an unfinished fine-tune ({WORK}); pass --resume to continue it, or "
                          "choose another folder")
     device = select_device(0, options.device)
-    mean_model, residual_model = load_pair(options.network, device)
-    if residual_model is None:
+    start = load_enhancer(options.network, device=device)
+    if not isinstance(start, PairEnhancer) or start.residual_model is None:
         raise ValueError(f"--network {options.network}: expected a pair (a residual snapshot with its regression), "
                          "found a regression network alone")
-    start = Enhancer(mean_model, residual_model)
-    data = dict(mean_model.meta.get("data", {}))
-    pairs, skipped = load_cases(options, data, say)
+    mean_model, residual_model = start.regression_model, start.residual_model
+    pairs, skipped = load_cases(options, start, say)
     train, val = split_pairs(pairs, options.val)
     say(f"petdiff finetune: {len(train)} training and {len(val)} validation pairs ({len(skipped)} skipped), "
         f"device {device}")
@@ -237,12 +239,12 @@ def finetune(options: FinetuneOptions, say: Say = print, stop_after: int | None 
     if before is None:
         say("petdiff finetune: scoring the start pair on the validation pairs")
         before_results = enhance_all(start, val, options.samples, options.max_slices)
-        before = scores(val_scored, before_results, start.std_scale)
+        before = scores(val_scored, before_results, start.spec.std_scale)
         _write_json(work / "before.json", before)
     lap("score_start")
 
-    labels = "density" if start.density_labels else "counts"
-    spec = PatchSpec(size=int(start.resolution[0]), context=start.context, labels=labels)
+    labels = "density" if start.spec.dose_label == "density" else "counts"
+    spec = PatchSpec(size=int(start.spec.resolution[0]), context=start.spec.context, labels=labels)
     source, val_source = PatchSource(train, spec), PatchSource(val, spec)
     val_patches = val_source.fixed(VAL_PATCHES, options.seed + 1)
 
@@ -263,7 +265,8 @@ def finetune(options: FinetuneOptions, say: Say = print, stop_after: int | None 
     lap("residual")
 
     say("petdiff finetune: recalibrating the uncertainty on the validation pairs")
-    tuned = Enhancer(mean_new, replace(residual_new, meta={**residual_new.meta, "std_scale": 1.0}))
+    tuned = PairEnhancer(mean_new, replace(residual_new, meta={**residual_new.meta, "std_scale": 1.0}),
+                         start.count_model)
     results = enhance_all(tuned, val, options.samples, options.max_slices)
     calibration = _calibrate(val_scored, results)
     nan = float("nan")
@@ -294,7 +297,7 @@ def finetune(options: FinetuneOptions, say: Say = print, stop_after: int | None 
         _write_pair(stage / NETWORK_DIR, mean_new, residual_new, reg, res, calibration, provenance)
         report["time_s"] = round(time.perf_counter() - started, 1)
         report["timings_s"] = timings
-        first_before = before_results[0] if before_results is not None else enhance_volume(
+        first_before = before_results[0] if before_results is not None else enhance_pair(
             start, val[0], start.settings("posterior", samples=options.samples),
             _slices(val[0], len(val), options.max_slices))
         write_report(stage, report, val_scored[0], first_before, after_results[0])
@@ -329,7 +332,7 @@ def _write_pair(folder: Path, mean: LoadedModel, residual: LoadedModel, reg: Sta
     meta["std_scale"] = float(calibration["std_scale"])
     meta["finetune"] = {**provenance, "stage": res.summary(), "calibration": calibration}
     save_network(folder / "residual.safetensors", residual.net, residual.meta["architecture"], meta)
-    estimator = residual.path.parent / COUNT_LEVEL
+    estimator = residual.path.parent / COUNT_LEVEL_FILE
     if estimator.is_file() and sidecar_path(estimator).is_file():  # the scan models' count-level estimator, as it is
         for source in (estimator, sidecar_path(estimator)):
             shutil.copyfile(source, folder / source.name)
