@@ -153,7 +153,7 @@ ROLE_NAMES = {"regression": "regression", "residual": "residual diffusion", "den
 
 
 def describe(enhancer: Enhancer) -> str:
-    """'mean.safetensors (regression, 40 kimg) + residual.safetensors (residual diffusion, 20 kimg)'."""
+    """'regression.safetensors (regression, 30 kimg) + residual.safetensors (residual diffusion, 20 kimg)'."""
     return " + ".join(f"{m.path.name} ({ROLE_NAMES[m.role]}, {m.meta.get('kimg', '?')} kimg)"
                       for m in enhancer.models)
 

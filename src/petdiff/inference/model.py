@@ -18,7 +18,7 @@ from petdiff.training.distributed import select_device
 
 MODES = ("pet", "images")
 # The shipped residual-corrective pair; load_model(None) gives its regression network, load_pair(None) both.
-DEFAULT_PAIR = ("mean.safetensors", "residual.safetensors")
+DEFAULT_PAIR = ("regression.safetensors", "residual.safetensors")
 DEFAULT_WEIGHTS = DEFAULT_PAIR[0]
 COUNT_LEVEL_FILE = "count_level.safetensors"  # optional third snapshot beside a scan-model pair: estimates K
 # Extra condition channels per sidecar role (aliases resolved) besides the 2k+1 low-dose slices: the residual
