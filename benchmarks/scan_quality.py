@@ -29,7 +29,7 @@ def figure(name: str, images: dict[str, torch.Tensor], path: Path, index: int = 
     columns = [(label, img[index, 0].numpy(), "std" if label == "posterior std" else "activity")
                for label, img in images.items()]
     with atomic_write(path) as f:
-        f.write(panel_figure(columns, title=f"{name}: held-out procedural scan, 25 % dose", ncols=4))
+        f.write(panel_figure(columns, title=f"{name}: held-out procedural scan, 25 % dose", units="SUV", ncols=4))
 
 
 def main() -> None:
