@@ -9,18 +9,18 @@ from petdiff.inference.spec import ModelSpec, snapshot_role
 from tests.conftest import SCAN_DATA
 
 SHIPPED = {name: json.loads(resources.files("petdiff").joinpath(f"weights/{name}.json").read_text())
-           for name in ("mean", "residual")}
+           for name in ("regression", "residual")}
 
 
-def test_the_shipped_pair_is_an_old_fixed_size_model():
-    spec = ModelSpec.from_sidecars(SHIPPED["mean"], SHIPPED["residual"])
-    assert spec.roles == ("regression", "residual") and snapshot_role(SHIPPED["mean"]) == "regression"
-    assert spec.resolution == (64, 64) and spec.pixel_size == (4.0, 4.0) and not spec.native
-    assert spec.context == 0 and spec.channels == 1 and spec.dose_label == "counts" and not spec.whole_slices
-    assert spec.counts_range == (2.5e5, 3.5e6) and spec.fraction_range == (0.08, 0.55) and spec.n_iter == 50
+def test_the_shipped_pair_is_a_native_2p5d_scan_model():
+    spec = ModelSpec.from_sidecars(SHIPPED["regression"], SHIPPED["residual"])
+    assert spec.roles == ("regression", "residual") and snapshot_role(SHIPPED["regression"]) == "regression"
+    assert spec.resolution == (64, 64) and spec.pixel_size is None and spec.native and spec.whole_slices
+    assert spec.context == 1 and spec.channels == 3 and spec.dose_label == "density"
+    assert spec.density_range == (2.7, 6.6e3) and spec.fraction_range == (0.02, 0.6) and spec.n_iter is None
     assert spec.default_samples == 16 and spec.sampling["sampler"] == "dpmpp_2m" and spec.residual_std > 0
-    assert spec.dose_level_range(0.25) == (2.5e5 * 0.25, 3.5e6 * 0.25)
-    assert spec.model_pixel_size((3.5, 3.5)) == (4.0, 4.0)
+    assert spec.dose_level_range(0.25) == (2.7, 6.6e3)
+    assert spec.model_pixel_size((3.5, 3.5)) == (3.5, 3.5) and spec.model_pixel_size((1.2, 1.2)) == (1.5, 1.5)
 
 
 def test_a_scan_model_runs_native_within_its_range():
