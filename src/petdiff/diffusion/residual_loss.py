@@ -40,13 +40,18 @@ class RegressionLoss:
 
 
 class ResidualLoss:
-    """EDM loss on the scaled residual (x − μ)·σ_d/σ_r, conditioned on (y, μ), with μ = mean_net(y, d) frozen."""
+    """EDM loss on the scaled residual (x − μ)·σ_d/σ_r, conditioned on (y, μ), with μ = mean_net(y, d) frozen.
 
-    def __init__(self, mean_net: torch.nn.Module, residual_std: float, edm: EDMLoss):
+    `edm` is the loss applied to the scaled residual (EDMLoss, or a consistency distillation loss); σ_d is its
+    `sigma_data` unless given.
+    """
+
+    def __init__(self, mean_net: torch.nn.Module, residual_std: float, edm: EDMLoss | ConsistencyDistillationLoss,
+                 sigma_data: float | None = None):
         if not residual_std > 0:
             raise ValueError(f"residual_std: expected a positive number, found {residual_std!r}")
         self.mean_net = mean_net.eval().requires_grad_(False)
-        self.residual_scale = edm.sigma_data / float(residual_std)
+        self.residual_scale = (edm.sigma_data if sigma_data is None else float(sigma_data)) / float(residual_std)
         self.edm = edm
 
     def residual(self, images: torch.Tensor, condition: torch.Tensor, class_labels: torch.Tensor | None
@@ -75,28 +80,11 @@ class ResidualLoss:
                         generator=generator)
 
 
-class ResidualConsistencyLoss:
+class ResidualConsistencyLoss(ResidualLoss):
     """Consistency distillation of a residual model: ResidualLoss's residual and (y, μ) condition, the teacher's ODE."""
 
     def __init__(self, mean_net: torch.nn.Module, residual_std: float, teacher: torch.nn.Module,
                  num_scales: int = 18, sigma_min: float = 0.002, sigma_max: float = 10.0, rho: float = 7.0):
-        self.residual = ResidualLoss(mean_net, residual_std, EDMLoss(sigma_data=float(teacher.sigma_data)))
-        self.distill = ConsistencyDistillationLoss(teacher, num_scales, sigma_min, sigma_max, rho)
-
-    def __call__(
-        self,
-        net: torch.nn.Module,
-        images: torch.Tensor,
-        condition: torch.Tensor | None = None,
-        class_labels: torch.Tensor | None = None,
-        augment_pipe: AugmentPipeLike | None = None,
-        generator: GeneratorLike = None,
-    ) -> torch.Tensor:
-        """Per-pixel consistency loss of the student on the scaled residual (dihedral augmentation as ResidualLoss)."""
-        if condition is None:
-            raise ValueError("condition: the residual consistency loss needs the low-dose image, found None")
-        generator = as_generator(generator)
-        images, condition = random_dihedral(images, condition, generator=generator)
-        residual, mean = self.residual.residual(images, condition, class_labels)
-        return self.distill(net, residual, condition=torch.cat([condition, mean], dim=1), class_labels=class_labels,
-                            generator=generator)
+        super().__init__(mean_net, residual_std,
+                         ConsistencyDistillationLoss(teacher, num_scales, sigma_min, sigma_max, rho),
+                         sigma_data=float(teacher.sigma_data))
