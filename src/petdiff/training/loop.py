@@ -307,16 +307,23 @@ def train(
     return run_dir
 
 
+def _snapshot_of_role(option: str, path: str, role: str, kind: str, device: torch.device
+                      ) -> tuple[torch.nn.Module, dict]:
+    """(network, sidecar) of the snapshot an option names, refused unless its sidecar declares `role`."""
+    meta = checkpoint.read_network_metadata(path)
+    if meta.get("role") != role:
+        raise ValueError(f"{option}: {path}: expected a {kind} snapshot (role {role!r}), "
+                         f"found role {meta.get('role', 'denoiser')!r}")
+    net, _ = checkpoint.load_network(path, build_network, device=device)
+    return net, meta
+
+
 def _residual_loss(cfg: DictConfig, edm: EDMLoss, batches: Any, device: torch.device) -> tuple[ResidualLoss, dict]:
     """The frozen mean network of loss.mean_network and the residual's std (loss.residual_std, or measured)."""
     path = cfg.loss.get("mean_network")
     if not path:
         raise ValueError("loss.mean_network: a residual model needs the snapshot of its regression network, found none")
-    meta = checkpoint.read_network_metadata(path)
-    if meta.get("role") != "mean":
-        raise ValueError(f"loss.mean_network: {path}: expected a regression snapshot (role 'mean'), "
-                         f"found role {meta.get('role', 'denoiser')!r}")
-    mean_net, _ = checkpoint.load_network(path, build_network, device=device)
+    mean_net, meta = _snapshot_of_role("loss.mean_network", path, "mean", "regression", device)
     std = cfg.loss.get("residual_std")
     if not std:
         # Measured on the first batches of a fresh batch source (before any state is restored or the generators
@@ -339,11 +346,7 @@ def _consistency_teacher(cfg: DictConfig, net: torch.nn.Module, device: torch.de
     path = cfg.loss.get("teacher")
     if not path:
         raise ValueError("loss.teacher: consistency distillation needs the residual snapshot to distil, found none")
-    meta = checkpoint.read_network_metadata(path)
-    if meta.get("role") != "residual":
-        raise ValueError(f"loss.teacher: {path}: expected a residual snapshot (role 'residual'), "
-                         f"found role {meta.get('role', 'denoiser')!r}")
-    teacher, _ = checkpoint.load_network(path, build_network, device=device)
+    teacher, meta = _snapshot_of_role("loss.teacher", path, "residual", "residual", device)
     try:
         net.load_state_dict(teacher.state_dict())
     except RuntimeError as exc:
