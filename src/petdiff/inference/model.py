@@ -13,7 +13,7 @@ import torch
 from petdiff.data.normalization import NORMALIZATIONS
 from petdiff.inference.spec import snapshot_role
 from petdiff.models import build_network
-from petdiff.training.checkpoint import load_network, read_network_metadata, sidecar_path
+from petdiff.training.checkpoint import find_regression_snapshot, load_network, read_network_metadata, sidecar_path
 from petdiff.training.distributed import select_device
 
 MODES = ("pet", "images")
@@ -151,15 +151,7 @@ def load_pair(path: str | os.PathLike | None = None, device: str | torch.device 
         raise ValueError(f"{sidecar_path(first.path)}: expected field 'mean_network' naming the regression "
                          f"snapshot the residual was trained on, found {source!r}")
     recorded = source.get("sha256")
-    # Next to the residual under its file name (shipped pairs, copied run folders), else where training found it.
-    candidates = [first.path.parent / source["file"]] + ([Path(source["path"])] if source.get("path") else [])
-    mean_path = None
-    for candidate in candidates:
-        if candidate.is_file() and sidecar_path(candidate).is_file():
-            found = read_network_metadata(candidate).get("sha256")
-            if not recorded or found == recorded:
-                mean_path = candidate
-                break
+    mean_path = find_regression_snapshot(first.path, source)
     if mean_path is None:
         raise ValueError(f"{sidecar_path(first.path)}: its regression network {source['file']} (sha256 "
                          f"{str(recorded)[:12]}…) is neither next to it nor at {source.get('path')}")

@@ -327,3 +327,17 @@ def _field(source: str, key: str, what: str) -> Iterator[None]:
         raise ValueError(f"{source}: field {key!r} {what} ({e})") from None
     except Exception as e:  # a well-formed file with a corrupt field: torch raises TypeError, IndexError, ...
         raise ValueError(f"{source}: field {key!r} {what} ({type(e).__name__}: {e})") from None
+
+
+def find_regression_snapshot(residual: Path, source: dict, require_hash: bool = False) -> Path | None:
+    """The regression snapshot a residual's sidecar names (`mean_network`): next to the residual under its file name
+    (shipped pairs, copied run folders), else at the path training recorded; the first whose sha256 is the recorded
+    one (with no hash recorded: the first that exists, unless `require_hash`). None when there is none."""
+    recorded = source.get("sha256")
+    candidates = [Path(residual).parent / source["file"]] + ([Path(source["path"])] if source.get("path") else [])
+    for candidate in candidates:
+        if candidate.is_file() and sidecar_path(candidate).is_file():
+            found = read_network_metadata(candidate).get("sha256")
+            if found == recorded or (not recorded and not require_hash):
+                return candidate
+    return None

@@ -361,14 +361,11 @@ def _consistency_loss(cfg: DictConfig, teacher: tuple[torch.nn.Module, dict], de
     found it; sha256 checked) and its σ_r; the student's sidecar names the same regression network."""
     net, meta = teacher
     source = meta["mean_network"]
-    candidates = [Path(cfg.loss.teacher).parent / source["file"]]
-    candidates += [Path(source["path"])] if source.get("path") else []
-    found = [p for p in candidates if p.is_file() and checkpoint.sidecar_path(p).is_file()
-             and checkpoint.read_network_metadata(p).get("sha256") == source.get("sha256")]
-    if not found:
+    found = checkpoint.find_regression_snapshot(Path(cfg.loss.teacher), source, require_hash=True)
+    if found is None:
         raise ValueError(f"loss.teacher: its regression network {source['file']} (sha256 "
                          f"{str(source.get('sha256'))[:12]}…) is neither beside it nor at {source.get('path')}")
-    mean_net, _ = checkpoint.load_network(found[0], build_network, device=device)
+    mean_net, _ = checkpoint.load_network(found, build_network, device=device)
     loss = ResidualConsistencyLoss(mean_net, float(meta["residual_std"]), net,
                                    sigma_max=float(cfg.sampling.get("sigma_max") or 10.0))
     return loss, {"residual_std": float(meta["residual_std"]), "mean_network": source,
