@@ -373,15 +373,5 @@ def body_slabs(
     r.spine()
     activity = r.texture()
     labels = r.canvas.labels
-    slabs = Slabs(
-        activity=activity.float().contiguous(),
-        labels=labels,
-        lesions=torch.zeros_like(labels),
-        class_names=ba.BODY_CLASS_NAMES,
-        pixel_size_mm=pixel,
-        slice_mm=spacing,
-        kinds=("body",) * n,
-        lesion_diameter_mm=torch.zeros((n, 0), device=device),
-        lesion_contrast=torch.zeros((n, 0), device=device),
-    )
+    slabs = Slabs.lesion_free(activity, labels, ba.BODY_CLASS_NAMES, pixel, spacing, "body")
     return insert_lesions(slabs, g, lesions)

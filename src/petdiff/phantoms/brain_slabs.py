@@ -139,15 +139,5 @@ def brain_slabs(
     activity = _blur(activity, sigma)
     field = so.smooth_field(x, y, offsets, waves)
     activity = (activity * (1.0 + texture_amp.view(-1, 1, 1, 1) * field)).clamp_min(0.0)
-    slabs = Slabs(
-        activity=activity.float().contiguous(),
-        labels=labels,
-        lesions=torch.zeros_like(labels),
-        class_names=CLASS_NAMES,
-        pixel_size_mm=pixel,
-        slice_mm=spacing,
-        kinds=("brain",) * n,
-        lesion_diameter_mm=torch.zeros((n, 0), device=device),
-        lesion_contrast=torch.zeros((n, 0), device=device),
-    )
+    slabs = Slabs.lesion_free(activity, labels, CLASS_NAMES, pixel, spacing, "brain")
     return insert_lesions(slabs, g, lesions)

@@ -57,17 +57,7 @@ def field_slabs(
     """Label-field phantoms (piecewise-constant domain randomisation) replicated along z with small smooth changes."""
     ph = label_field_phantoms(n, grid, generator=g, device=pixel_size_mm.device)
     act, lab = _replicate_along_z(ph.activity, ph.labels, slice_offsets(context, slice_mm), g)
-    slabs = Slabs(
-        activity=act.float().contiguous(),
-        labels=lab,
-        lesions=torch.zeros_like(lab),
-        class_names=ph.class_names,
-        pixel_size_mm=pixel_size_mm,
-        slice_mm=slice_mm,
-        kinds=("field",) * n,
-        lesion_diameter_mm=torch.zeros((n, 0), device=act.device),
-        lesion_contrast=torch.zeros((n, 0), device=act.device),
-    )
+    slabs = Slabs.lesion_free(act, lab, ph.class_names, pixel_size_mm, slice_mm, "field")
     return insert_lesions(slabs, g, lesions)
 
 

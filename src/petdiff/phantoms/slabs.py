@@ -42,6 +42,16 @@ class Slabs:
             raise ValueError(f"name: expected one of {list(self.class_names)}, found {name!r}")
         return self.class_names.index(name)
 
+    @classmethod
+    def lesion_free(cls, activity: torch.Tensor, labels: torch.Tensor, class_names: tuple[str, ...],
+                    pixel_size_mm: torch.Tensor, slice_mm: torch.Tensor, kind: str) -> Slabs:
+        """Slabs of one kind with no lesion yet (`lesions.insert_lesions` adds them)."""
+        n = activity.shape[0]
+        empty = torch.zeros((n, 0), device=activity.device)
+        return cls(activity=activity.float().contiguous(), labels=labels, lesions=torch.zeros_like(labels),
+                   class_names=class_names, pixel_size_mm=pixel_size_mm, slice_mm=slice_mm, kinds=(kind,) * n,
+                   lesion_diameter_mm=empty, lesion_contrast=empty.clone())
+
     def select(self, index: torch.Tensor) -> Slabs:
         """The slabs at `index` (a 1D index tensor), in that order."""
         idx = index.to(self.activity.device).long()
